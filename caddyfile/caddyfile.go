@@ -1,0 +1,238 @@
+// Package caddyfile adapts the `wiredb` Caddyfile directive to the
+// http.handlers.wiredb module.
+package caddyfile
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-wiredb/wiredb/caddymodule"
+)
+
+func init() {
+	httpcaddyfile.RegisterDirective("wiredb", parseDirective)
+	// Before respond (and file_server), so that `wiredb /rooms/*` works in a
+	// site block without `order` or `route`.
+	httpcaddyfile.RegisterDirectiveOrder("wiredb", httpcaddyfile.Before, "respond")
+}
+
+// parseDirective handles the directive with its matcher. It is
+// RegisterHandlerDirective's work plus one thing: a path matcher such as
+// /rooms/* also gives the prefix that is cut from the path to make the
+// default room key.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, hasMatcher, err := h.MatcherToken()
+	if err != nil {
+		return nil, err
+	}
+	if hasMatcher {
+		h.Dispenser.Delete()
+	}
+	h.Dispenser.Reset()
+
+	handler := new(caddymodule.Handler)
+	if err := UnmarshalCaddyfile(h.Dispenser, handler); err != nil {
+		return nil, err
+	}
+	if handler.Room == "" && handler.PathPrefix == "" {
+		handler.PathPrefix = pathPrefix(matcherSet)
+	}
+	return h.NewRoute(matcherSet, handler), nil
+}
+
+// pathPrefix returns "/rooms/" for a matcher set whose only matcher is the
+// single path pattern "/rooms/*", and "" otherwise.
+func pathPrefix(set caddy.ModuleMap) string {
+	raw, ok := set["path"]
+	if !ok || len(set) != 1 {
+		return ""
+	}
+	var paths []string
+	if err := json.Unmarshal(raw, &paths); err != nil || len(paths) != 1 {
+		return ""
+	}
+	p := paths[0]
+	if !strings.HasSuffix(p, "*") || strings.Count(p, "*") != 1 {
+		return ""
+	}
+	return strings.TrimSuffix(p, "*")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	wiredb [<matcher>] {
+//	    data_dir             <dir>
+//	    room                 <placeholder template>
+//	    max_message_size     <size>
+//	    max_room_key_length  <bytes>
+//	    read_only
+//	    fsync                always | interval [<duration>] | never
+//	    outbound_queue_size  <size>
+//	    write_timeout        <duration>
+//	    ping_interval        <duration>
+//	    room_idle_timeout    <duration>
+//	    compact              <records> [<size>]
+//	}
+func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr() // the matcher has been removed; nothing else may follow
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "data_dir":
+			h.DataDir, err = oneArg(d)
+		case "room":
+			h.Room, err = oneArg(d)
+		case "max_message_size":
+			h.MaxMessageSize, err = sizeArg(d)
+		case "max_room_key_length":
+			h.MaxRoomKeyLength, err = intArg(d)
+		case "read_only":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ReadOnly = true
+		case "fsync":
+			err = parseFsync(d, h)
+		case "outbound_queue_size":
+			var n int64
+			n, err = sizeArg(d)
+			h.OutboundQueueSize = int(n)
+		case "write_timeout":
+			h.WriteTimeout, err = durationArg(d)
+		case "ping_interval":
+			h.PingInterval, err = durationArg(d)
+		case "room_idle_timeout":
+			h.RoomIdleTimeout, err = durationArg(d)
+		case "compact":
+			err = parseCompact(d, h)
+		default:
+			return d.Errf("unknown subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: want a positive integer, got '%s'", d.Val(), v)
+	}
+	return n, nil
+}
+
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	return parseSize(d, v)
+}
+
+func parseSize(d *caddyfile.Dispenser, v string) (int64, error) {
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<40 {
+		return 0, d.Errf("invalid size '%s': want e.g. 16MiB", v)
+	}
+	return int64(n), nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	return parseDuration(d, v)
+}
+
+func parseDuration(d *caddyfile.Dispenser, v string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("invalid duration '%s': want e.g. 30s", v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func parseFsync(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Fsync = d.Val()
+	switch h.Fsync {
+	case "always", "never":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	case "interval":
+		if d.NextArg() {
+			dur, err := parseDuration(d, d.Val())
+			if err != nil {
+				return err
+			}
+			h.FsyncInterval = dur
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		}
+	default:
+		return d.Errf("unknown fsync policy '%s': want always, interval [<duration>] or never", h.Fsync)
+	}
+	return nil
+}
+
+func parseCompact(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	n, err := strconv.Atoi(d.Val())
+	if err != nil || n <= 0 {
+		return d.Errf("compact: want a positive record count, got '%s'", d.Val())
+	}
+	h.CompactRecords = n
+	if d.NextArg() {
+		size, err := parseSize(d, d.Val())
+		if err != nil {
+			return err
+		}
+		h.CompactBytes = int(size)
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}

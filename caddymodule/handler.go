@@ -1,0 +1,284 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wiredb/wiredb/roomhub"
+	"github.com/caddy-wiredb/wiredb/storage"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxRoomKeyLength bounds a room key, in bytes.
+const DefaultMaxRoomKeyLength = 256
+
+// hubs holds one hub per absolute data directory. It outlives config
+// reloads: a new config loads the hub before the old config is cleaned up,
+// so rooms and their connections carry over.
+var hubs = caddy.NewUsagePool()
+
+// Handler upgrades matched requests to WebSocket connections and joins them
+// to a y-websocket room. Non-WebSocket requests pass on to the next handler.
+type Handler struct {
+	// DataDir is the directory of the room files. Handlers with the same
+	// directory share one hub, so they serve the same rooms. Default: "data"
+	// (relative to Caddy's working directory).
+	DataDir string `json:"data_dir,omitempty"`
+
+	// Room is a placeholder template for the room key, e.g.
+	// "{http.request.uri.query.doc}". Default: the request path with
+	// PathPrefix removed.
+	Room string `json:"room,omitempty"`
+
+	// PathPrefix is removed from the request path to make the default room
+	// key. The Caddyfile sets it from a path matcher: for `wiredb /rooms/*`,
+	// the request /rooms/notes/42 is room "notes/42". Default: "/".
+	PathPrefix string `json:"path_prefix,omitempty"`
+
+	// MaxMessageSize bounds one inbound WebSocket message in bytes; a larger
+	// one closes the connection with 1009. Default: 16 MiB.
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+
+	// MaxRoomKeyLength bounds the room key in bytes; a longer one gets 400.
+	// Default: 256.
+	MaxRoomKeyLength int `json:"max_room_key_length,omitempty"`
+
+	// ReadOnly connections receive everything but cannot change the
+	// document. Default: false.
+	ReadOnly bool `json:"read_only,omitempty"`
+
+	// Fsync is the durability policy: "always" (fsync before an update is
+	// relayed; survives power loss), "interval" (fsync every FsyncInterval;
+	// survives a process crash, loses at most that interval on power loss)
+	// or "never" (survives a process crash). Default: "interval".
+	Fsync string `json:"fsync,omitempty"`
+
+	// FsyncInterval is the period of the "interval" policy. Default: 1s.
+	FsyncInterval caddy.Duration `json:"fsync_interval,omitempty"`
+
+	// OutboundQueueSize bounds, in bytes, what may wait to be sent to one
+	// connection; a client that falls further behind is closed with 1013.
+	// Default: 4 MiB.
+	OutboundQueueSize int `json:"outbound_queue_size,omitempty"`
+
+	// WriteTimeout bounds one write to a client. Default: 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
+	// PingInterval is how often clients are pinged. Default: 30s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+
+	// RoomIdleTimeout is how long a room without connections stays in
+	// memory before it is compacted and unloaded. Default: 30s.
+	RoomIdleTimeout caddy.Duration `json:"room_idle_timeout,omitempty"`
+
+	// CompactRecords and CompactBytes bound the updates appended since the
+	// last compaction; past either, the room file is rewritten as one
+	// merged update. Defaults: 1000 records, 4 MiB.
+	CompactRecords int `json:"compact_records,omitempty"`
+	CompactBytes   int `json:"compact_bytes,omitempty"`
+
+	// Runtime state.
+	hubKey string
+	hub    *roomhub.Hub
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wiredb",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// hubEntry is the UsagePool value; Destruct runs when the last handler
+// using the directory is cleaned up (a stop, or a config without it).
+type hubEntry struct{ hub *roomhub.Hub }
+
+func (e hubEntry) Destruct() error { return e.hub.Close() }
+
+// Provision sets defaults and loads or creates the hub of the data directory.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.DataDir == "" {
+		h.DataDir = "data"
+	}
+	if h.PathPrefix == "" {
+		h.PathPrefix = "/"
+	}
+	if h.MaxRoomKeyLength == 0 {
+		h.MaxRoomKeyLength = DefaultMaxRoomKeyLength
+	}
+	if h.MaxMessageSize == 0 {
+		h.MaxMessageSize = roomhub.DefaultMaxMessageSize
+	}
+	policy, err := h.fsyncPolicy()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(h.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolving data directory: %w", err)
+	}
+	h.hubKey = abs
+	val, _, err := hubs.LoadOrNew(abs, func() (caddy.Destructor, error) {
+		store, err := storage.OpenStore(abs)
+		if err != nil {
+			return nil, err
+		}
+		hub := roomhub.New(store, roomhub.Options{
+			MaxMessageSize:     h.MaxMessageSize,
+			OutboundQueueBytes: h.OutboundQueueSize,
+			WriteTimeout:       h.WriteTimeout.Duration(),
+			PingInterval:       h.PingInterval.Duration(),
+			IdleUnload:         h.RoomIdleTimeout.Duration(),
+			CompactRecords:     h.CompactRecords,
+			CompactBytes:       h.CompactBytes,
+			Fsync:              policy,
+			Logger:             h.logger.Named("hub"),
+		})
+		h.logger.Info("opened data directory", zap.String("data_dir", abs), zap.String("fsync", h.fsyncName()))
+		return hubEntry{hub: hub}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening data directory %s: %w", abs, err)
+	}
+	h.hub = val.(hubEntry).hub
+	if policy.Mode == roomhub.FsyncNever {
+		h.logger.Warn("fsync never: updates survive a crash of Caddy but not a power loss")
+	}
+	return nil
+}
+
+func (h *Handler) fsyncName() string {
+	if h.Fsync == "" {
+		return "interval"
+	}
+	return h.Fsync
+}
+
+func (h *Handler) fsyncPolicy() (roomhub.FsyncPolicy, error) {
+	p := roomhub.FsyncPolicy{Interval: h.FsyncInterval.Duration()}
+	switch h.Fsync {
+	case "", "interval":
+		p.Mode = roomhub.FsyncInterval
+	case "always":
+		p.Mode = roomhub.FsyncAlways
+	case "never":
+		p.Mode = roomhub.FsyncNever
+	default:
+		return p, fmt.Errorf("fsync: unknown policy %q (want always, interval or never)", h.Fsync)
+	}
+	return p, nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.MaxMessageSize < 0 {
+		return fmt.Errorf("max_message_size must not be negative")
+	}
+	if h.MaxRoomKeyLength < 0 {
+		return fmt.Errorf("max_room_key_length must not be negative")
+	}
+	if h.OutboundQueueSize < 0 {
+		return fmt.Errorf("outbound_queue_size must not be negative")
+	}
+	if h.CompactRecords < 0 || h.CompactBytes < 0 {
+		return fmt.Errorf("compact_records and compact_bytes must not be negative")
+	}
+	if _, err := h.fsyncPolicy(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Cleanup releases this handler's use of the hub. On a reload the new
+// config already holds it, so nothing closes; on a stop the last release
+// closes every connection with 1001 and flushes every room.
+func (h *Handler) Cleanup() error {
+	if h.hubKey == "" {
+		return nil
+	}
+	deleted, err := hubs.Delete(h.hubKey)
+	if deleted {
+		h.logger.Info("closed data directory", zap.String("data_dir", h.hubKey), zap.Bool("exiting", caddy.Exiting()))
+	}
+	return err
+}
+
+// ServeHTTP upgrades a WebSocket request and serves it until it ends.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !isWebSocketUpgrade(r) {
+		return next.ServeHTTP(w, r)
+	}
+	key := h.roomKey(r)
+	if err := h.checkRoomKey(key); err != nil {
+		// The reason goes in the body: a client can't see it otherwise.
+		http.Error(w, "invalid room key: "+err.Error(), http.StatusBadRequest)
+		return nil
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
+	if err != nil {
+		// Accept has written the HTTP error response.
+		h.logger.Debug("websocket upgrade failed", zap.String("room", key), zap.Error(err))
+		return nil
+	}
+	// The connection outlives this request's context on a config reload, so
+	// the hub, not r.Context(), owns it from here on.
+	_ = h.hub.Serve(key, ws, roomhub.ConnOptions{ReadOnly: h.ReadOnly, MaxMessageSize: h.MaxMessageSize})
+	return nil
+}
+
+// roomKey computes the room key of a request.
+func (h *Handler) roomKey(r *http.Request) string {
+	if h.Room != "" {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		return repl.ReplaceAll(h.Room, "")
+	}
+	path := r.URL.Path
+	// Caddy's path matcher is case-insensitive; strip what it matched.
+	if len(path) >= len(h.PathPrefix) && strings.EqualFold(path[:len(h.PathPrefix)], h.PathPrefix) {
+		return path[len(h.PathPrefix):]
+	}
+	return strings.TrimPrefix(path, "/")
+}
+
+func (h *Handler) checkRoomKey(key string) error {
+	if len(key) > h.MaxRoomKeyLength {
+		return fmt.Errorf("longer than %d bytes", h.MaxRoomKeyLength)
+	}
+	return storage.ValidateKey(key)
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,81 @@
+// Package ysafe is the only door to github.com/skyterra/y-crdt.
+//
+// y-crdt has no error returns: malformed input is logged through its
+// package-level Logf/Log and dropped, or it panics (YCRDT-NOTES.md §2). This
+// package therefore
+//   - replaces Logf and Log once, in init, before any goroutine can call into
+//     the library (they print to stdout by default, which a hostile client
+//     could flood), counting the calls instead;
+//   - runs every call under recover and turns a panic into an error;
+//   - is only ever given bytes that yproto has validated, because the fatal
+//     out-of-memory and endless-loop failures of y-crdt cannot be recovered.
+//
+// Only the pure byte-level functions are used (MergeUpdates, DiffUpdate,
+// EncodeStateVectorFromUpdate); they share no state and are safe for
+// concurrent use. No live y-crdt Doc is ever kept.
+package ysafe
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+
+	y "github.com/skyterra/y-crdt"
+)
+
+// ErrPanic is returned (wrapped) when y-crdt panicked during a call.
+var ErrPanic = errors.New("ysafe: y-crdt panicked")
+
+// libraryMessages counts Logf/Log calls: each one means y-crdt met data it
+// could not read and silently dropped it.
+var libraryMessages atomic.Uint64
+
+func init() {
+	y.Logf = func(string, ...any) { libraryMessages.Add(1) }
+	y.Log = func(...any) { libraryMessages.Add(1) }
+}
+
+// LibraryMessages reports how many times y-crdt tried to log since start-up.
+func LibraryMessages() uint64 { return libraryMessages.Load() }
+
+// PanicError carries the recovered value and stack of a y-crdt panic.
+type PanicError struct {
+	Op    string
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("ysafe: %s: y-crdt panicked: %v", e.Op, e.Value) }
+func (e *PanicError) Unwrap() error { return ErrPanic }
+
+func guard(op string, err *error) {
+	if r := recover(); r != nil {
+		*err = &PanicError{Op: op, Value: r, Stack: debug.Stack()}
+	}
+}
+
+// Merge folds validated v1 updates into one v1 update.
+func Merge(updates [][]byte) (merged []byte, err error) {
+	switch len(updates) {
+	case 0:
+		return []byte{0, 0}, nil
+	case 1:
+		return updates[0], nil
+	}
+	defer guard("merge", &err)
+	return y.MergeUpdates(updates, y.NewUpdateDecoderV1, y.NewUpdateEncoderV1, false), nil
+}
+
+// Diff returns the part of a validated v1 update that a peer with the given
+// (validated) state vector is missing. The delete set is always carried whole.
+func Diff(update, stateVector []byte) (diff []byte, err error) {
+	defer guard("diff", &err)
+	return y.DiffUpdate(update, stateVector), nil
+}
+
+// StateVector returns the encoded state vector of a validated v1 update.
+func StateVector(update []byte) (sv []byte, err error) {
+	defer guard("state vector", &err)
+	return y.EncodeStateVectorFromUpdate(update), nil
+}

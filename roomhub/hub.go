@@ -1,0 +1,397 @@
+package roomhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+var (
+	// ErrHubClosed is returned by Serve once Close has begun.
+	ErrHubClosed = errors.New("roomhub: hub closed")
+	errQueueFull = errors.New("roomhub: outbound queue full")
+)
+
+// Hub owns the rooms of one data directory. It is safe for concurrent use.
+type Hub struct {
+	store  *storage.Store
+	opts   Options
+	logger *zap.Logger
+
+	ctx    context.Context // cancelled by Close once the grace period ends
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	rooms  map[string]*room
+	closed bool
+
+	serving    sync.WaitGroup // one per Serve call
+	background sync.WaitGroup // the fsync loop
+	slowClosed atomic.Uint64
+}
+
+// New returns a Hub storing rooms in store.
+func New(store *storage.Store, opts Options) *Hub {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		store:  store,
+		opts:   opts,
+		logger: opts.Logger,
+		ctx:    ctx,
+		cancel: cancel,
+		rooms:  make(map[string]*room),
+	}
+	if opts.Fsync.Mode == FsyncInterval {
+		h.background.Add(1)
+		go h.syncLoop()
+	}
+	return h
+}
+
+// ConnOptions are per-connection settings; zero values take the hub's.
+type ConnOptions struct {
+	// ReadOnly connections receive everything, but their updates are
+	// ignored and answered once with auth "permission denied".
+	ReadOnly bool
+	// MaxMessageSize bounds one inbound message; zero means the hub's.
+	MaxMessageSize int64
+}
+
+// Serve runs one WebSocket connection in room key until it ends. The caller
+// has accepted ws and keeps no other use of it. Serve closes ws.
+func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return ErrHubClosed
+	}
+	h.serving.Add(1)
+	h.mu.Unlock()
+	defer h.serving.Done()
+
+	limit := co.MaxMessageSize
+	if limit <= 0 {
+		limit = h.opts.MaxMessageSize
+	}
+	ws.SetReadLimit(limit)
+	c := newConn(ws, co.ReadOnly, &h.opts)
+	defer func() { <-c.wsClosed }()
+
+	r, err := h.acquire(key)
+	if err != nil {
+		h.logger.Error("opening room", zap.String("room", key), zap.Error(err))
+		c.close(websocket.StatusInternalError, truncateReason("room unavailable: "+err.Error()))
+		return err
+	}
+	defer h.release(r)
+
+	go c.writeLoop()
+	defer func() { <-c.writerEnd }()
+
+	if err := r.join(c); err != nil {
+		c.close(websocket.StatusInternalError, "room unavailable")
+		return err
+	}
+	defer r.leave(c)
+
+	code, reason, err := h.readLoop(r, c)
+	c.close(code, reason)
+	return err
+}
+
+// readLoop reads and handles messages until the connection ends, and
+// returns how to close it. A panic in handling closes only this connection.
+func (h *Hub) readLoop(r *room, c *conn) (code websocket.StatusCode, reason string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.logger.Error("panic while handling a message", zap.String("room", r.key),
+				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			code, reason, err = websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", v)
+		}
+	}()
+	for {
+		typ, frame, err := c.ws.Read(h.ctx)
+		if err != nil {
+			if cs := websocket.CloseStatus(err); cs != -1 {
+				return cs, "", nil
+			}
+			return websocket.StatusGoingAway, "", nil
+		}
+		if typ != websocket.MessageBinary {
+			return websocket.StatusUnsupportedData, "text frames are not supported", nil
+		}
+		if perr := h.handle(r, c, frame); perr != nil {
+			if ce := h.logger.Check(zapcore.DebugLevel, "closing connection"); ce != nil {
+				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason))
+			}
+			return perr.code, perr.reason, perr
+		}
+	}
+}
+
+// protocolError closes a connection with a WebSocket status and a reason.
+type protocolError struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+func (e *protocolError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+func invalid(what string, err error) *protocolError {
+	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + err.Error())}
+}
+
+// handle applies one inbound message.
+func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
+	msg, err := yproto.DecodeMessage(frame)
+	if err != nil {
+		if errors.Is(err, yproto.ErrUnknownMessageType) {
+			return &protocolError{websocket.StatusUnsupportedData, truncateReason("unsupported message: " + err.Error())}
+		}
+		return invalid("malformed message", err)
+	}
+	switch msg.Type {
+	case yproto.MessageSync:
+		switch msg.Sync {
+		case yproto.SyncStep1:
+			if _, err := yproto.ValidateStateVector(msg.Payload); err != nil {
+				return invalid("invalid state vector", err)
+			}
+			if err := r.answerStep1(c, msg.Payload); err != nil {
+				return storageFailure(err)
+			}
+		case yproto.SyncStep2, yproto.SyncUpdate:
+			info, err := yproto.ValidateUpdate(msg.Payload, yproto.Limits{})
+			if err != nil {
+				return invalid("invalid update", err)
+			}
+			if c.readOnly {
+				h.denyWrite(c)
+				return nil
+			}
+			if yproto.IsEmptyUpdate(msg.Payload) {
+				return nil
+			}
+			relay := frame
+			if msg.Sync == yproto.SyncStep2 {
+				relay = nil // relayed as an update message
+			}
+			if err := r.applyUpdate(c, msg.Payload, info, relay, msg.Sync == yproto.SyncStep2); err != nil {
+				return storageFailure(err)
+			}
+		}
+	case yproto.MessageAwareness:
+		entries, err := yproto.DecodeAwarenessUpdate(msg.Payload, h.opts.MaxAwarenessEntries)
+		if err != nil {
+			return invalid("invalid awareness update", err)
+		}
+		r.applyAwareness(c, entries, frame)
+	case yproto.MessageQueryAwareness:
+		if err := r.sendAwareness(c); err != nil {
+			return storageFailure(err)
+		}
+	case yproto.MessageAuth:
+		// Clients have nothing to say in the auth protocol; ignore it as
+		// y-websocket's server does.
+	}
+	return nil
+}
+
+func storageFailure(err error) *protocolError {
+	if errors.Is(err, errQueueFull) {
+		return &protocolError{websocket.StatusTryAgainLater, "client too slow: outbound queue full"}
+	}
+	return &protocolError{websocket.StatusInternalError, "server could not store the update"}
+}
+
+// denyWrite tells a read-only client once that its writes are ignored.
+func (h *Hub) denyWrite(c *conn) {
+	c.mu.Lock()
+	already := c.deniedMsg
+	c.deniedMsg = true
+	c.mu.Unlock()
+	if !already {
+		c.enqueue(yproto.AppendPermissionDenied(nil, "read-only connection"))
+	}
+}
+
+// acquire returns the loaded room of key, loading it if needed. Concurrent
+// callers for the same key wait for a single load.
+func (h *Hub) acquire(key string) (*room, error) {
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrHubClosed
+		}
+		r := h.rooms[key]
+		if r != nil && r.unloading {
+			// Wait until its file is closed, then load it afresh.
+			ch := r.unloaded
+			h.mu.Unlock()
+			<-ch
+			continue
+		}
+		if r == nil {
+			r = newRoom(h, key)
+			h.rooms[key] = r
+			r.refs++
+			h.mu.Unlock()
+			start := time.Now()
+			r.loadErr = r.load()
+			if r.loadErr == nil {
+				h.logger.Info("loaded room", zap.String("room", key), zap.String("path", r.log.Path()),
+					zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
+			}
+			close(r.ready)
+		} else {
+			r.refs++
+			if r.idleTimer != nil {
+				r.idleTimer.Stop()
+				r.idleTimer = nil
+			}
+			h.mu.Unlock()
+			<-r.ready
+		}
+		if r.loadErr != nil {
+			h.mu.Lock()
+			r.refs--
+			if h.rooms[key] == r {
+				delete(h.rooms, key) // the next join tries again
+			}
+			h.mu.Unlock()
+			return nil, r.loadErr
+		}
+		return r, nil
+	}
+}
+
+// release drops a reference; the last one arms the idle unload timer.
+func (h *Hub) release(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.refs--
+	if r.refs > 0 || h.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(h.opts.IdleUnload, func() { h.unloadIdle(r, t) })
+	r.idleTimer = t
+}
+
+func (h *Hub) unloadIdle(r *room, t *time.Timer) {
+	h.mu.Lock()
+	if r.refs > 0 || r.idleTimer != t || h.closed || r.unloading {
+		h.mu.Unlock()
+		return
+	}
+	r.unloading = true
+	r.idleTimer = nil
+	h.mu.Unlock()
+
+	r.unload()
+
+	h.mu.Lock()
+	if h.rooms[r.key] == r {
+		delete(h.rooms, r.key)
+	}
+	close(r.unloaded)
+	h.mu.Unlock()
+}
+
+// syncLoop flushes every room's file once per interval (fsync interval).
+func (h *Hub) syncLoop() {
+	defer h.background.Done()
+	t := time.NewTicker(h.opts.Fsync.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+			for _, r := range h.loadedRooms() {
+				r.syncLog()
+			}
+		}
+	}
+}
+
+func (h *Hub) loadedRooms() []*room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		select {
+		case <-r.ready:
+			if r.loadErr == nil && !r.unloading {
+				rooms = append(rooms, r)
+			}
+		default:
+		}
+	}
+	return rooms
+}
+
+// Close shuts the hub down: every connection is closed with 1001, then
+// every room's file is compacted, fsynced and closed. It waits at most
+// ShutdownTimeout for connections to end; the files are flushed either way.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	for _, r := range h.rooms {
+		if r.idleTimer != nil {
+			r.idleTimer.Stop()
+			r.idleTimer = nil
+		}
+	}
+	h.mu.Unlock()
+
+	rooms := h.loadedRooms()
+	for _, r := range rooms {
+		r.closeAll(websocket.StatusGoingAway, "server shutting down")
+	}
+	drained := make(chan struct{})
+	go func() { h.serving.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(h.opts.ShutdownTimeout):
+		h.logger.Warn("connections still open at shutdown timeout")
+	}
+	h.cancel()
+	h.background.Wait()
+	for _, r := range rooms {
+		r.unload()
+	}
+	return nil
+}
+
+// truncateReason keeps a close reason within the 123 bytes a close frame
+// allows, without cutting a UTF-8 sequence.
+func truncateReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,0 +1,363 @@
+package roomhub
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// emptyUpdate is a Yjs v1 update with no structs and no deletes.
+var emptyUpdate = []byte{0, 0}
+
+// room is one document and the connections editing it.
+type room struct {
+	key string
+	hub *Hub
+
+	// Guarded by hub.mu.
+	refs      int
+	idleTimer *time.Timer
+	unloading bool
+	ready     chan struct{} // closed when loading ended; loadErr is set then
+	loadErr   error
+	unloaded  chan struct{} // closed when an unload finished
+
+	mu        sync.Mutex
+	log       *storage.Log
+	snapshot  []byte   // everything up to the last fold, one merged update
+	tail      [][]byte // updates accepted since the fold, in order
+	tailBytes int
+	// Derived from snapshot; nil when stale.
+	stateVector []byte
+	coverage    *coverage
+	conns       map[*conn]struct{}
+	awareness   map[uint64]*awarenessState
+	lastUpdate  time.Time
+}
+
+type awarenessState struct {
+	clock uint64
+	state []byte // JSON object; nil once removed
+	owner *conn
+}
+
+func newRoom(h *Hub, key string) *room {
+	return &room{
+		key:       key,
+		hub:       h,
+		ready:     make(chan struct{}),
+		unloaded:  make(chan struct{}),
+		conns:     make(map[*conn]struct{}),
+		awareness: make(map[uint64]*awarenessState),
+		snapshot:  emptyUpdate,
+	}
+}
+
+// load reads the room's file. Records were validated by storage.
+func (r *room) load() error {
+	log, records, rec, err := r.hub.store.Open(r.key)
+	if err != nil {
+		return err
+	}
+	if rec.TruncatedBytes > 0 {
+		r.hub.logger.Warn("cut torn last record of room file",
+			zap.String("room", r.key), zap.String("path", log.Path()),
+			zap.Int64("truncated_bytes", rec.TruncatedBytes))
+	}
+	r.log = log
+	r.tail = records
+	for _, u := range records {
+		r.tailBytes += len(u)
+	}
+	if len(records) > 0 {
+		if err := r.foldLocked(); err != nil {
+			log.Close()
+			return fmt.Errorf("merging %s: %w", log.Path(), err)
+		}
+	}
+	return nil
+}
+
+// foldLocked merges the tail into the snapshot.
+func (r *room) foldLocked() error {
+	if len(r.tail) == 0 {
+		return nil
+	}
+	parts := make([][]byte, 0, len(r.tail)+1)
+	if !bytes.Equal(r.snapshot, emptyUpdate) {
+		parts = append(parts, r.snapshot)
+	}
+	parts = append(parts, r.tail...)
+	merged, err := ysafe.Merge(parts)
+	if err != nil {
+		return err
+	}
+	r.snapshot = merged
+	r.tail = nil
+	r.tailBytes = 0
+	r.stateVector = nil
+	r.coverage = nil
+	return nil
+}
+
+// stateLocked returns the whole document as one update.
+func (r *room) stateLocked() ([]byte, error) {
+	if err := r.foldLocked(); err != nil {
+		return nil, err
+	}
+	return r.snapshot, nil
+}
+
+func (r *room) stateVectorLocked() ([]byte, error) {
+	state, err := r.stateLocked()
+	if err != nil {
+		return nil, err
+	}
+	if r.stateVector == nil {
+		sv, err := ysafe.StateVector(state)
+		if err != nil {
+			return nil, err
+		}
+		r.stateVector = sv
+	}
+	return r.stateVector, nil
+}
+
+// join adds c and greets it: the server's sync step 1, then every current
+// awareness state. Both are queued under the room lock, so every update
+// accepted later is queued after them.
+func (r *room) join(c *conn) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sv, err := r.stateVectorLocked()
+	if err != nil {
+		return err
+	}
+	r.conns[c] = struct{}{}
+	c.enqueue(yproto.AppendSyncStep1(nil, sv))
+	if msg := r.awarenessMessageLocked(); msg != nil {
+		c.enqueue(msg)
+	}
+	return nil
+}
+
+// leave removes c and broadcasts the removal of the awareness states it set,
+// with their current clock and a null state.
+func (r *room) leave(c *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.conns, c)
+	var removed []yproto.AwarenessEntry
+	for id := range c.awarenessIDs {
+		st := r.awareness[id]
+		if st == nil || st.owner != c {
+			continue
+		}
+		delete(r.awareness, id)
+		if st.state != nil {
+			removed = append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
+		}
+	}
+	if len(removed) > 0 {
+		r.broadcastLocked(yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil, removed)), nil)
+	}
+}
+
+func (r *room) awarenessMessageLocked() []byte {
+	var entries []yproto.AwarenessEntry
+	for id, st := range r.awareness {
+		if st.state != nil {
+			entries = append(entries, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: st.state})
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
+	return yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil, entries))
+}
+
+// broadcastLocked queues msg for every connection but except. A connection
+// whose queue is full is closed: the room never waits for one client.
+func (r *room) broadcastLocked(msg []byte, except *conn) {
+	for c := range r.conns {
+		if c == except {
+			continue
+		}
+		if !c.enqueue(msg) {
+			r.hub.slowClosed.Add(1)
+			c.close(websocket.StatusTryAgainLater, "client too slow: outbound queue full")
+		}
+	}
+}
+
+// answerStep1 sends c the part of the document its state vector lacks.
+func (r *room) answerStep1(c *conn, clientSV []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	state, err := r.stateLocked()
+	if err != nil {
+		return err
+	}
+	diff, err := ysafe.Diff(state, clientSV)
+	if err != nil {
+		return err
+	}
+	if !c.enqueue(yproto.AppendSyncStep2(nil, diff)) {
+		return errQueueFull
+	}
+	return nil
+}
+
+// applyUpdate stores a validated update and relays frame (or, when frame is
+// nil, a sync update message built from it) to every other connection.
+// An update that adds nothing to the room is neither stored nor relayed;
+// only step 2 messages are checked for that (a reconnecting client repeats
+// what the room has), since live updates are new by construction.
+func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil {
+		return storage.ErrClosed
+	}
+	if checkNew {
+		cov, err := r.coverageLocked()
+		if err == nil && cov.covers(info) {
+			return nil
+		}
+	}
+	if err := r.log.Append(update); err != nil {
+		return err
+	}
+	if r.hub.opts.Fsync.Mode == FsyncAlways {
+		if err := r.log.Sync(); err != nil {
+			return err
+		}
+	}
+	r.tail = append(r.tail, update)
+	r.tailBytes += len(update)
+	r.stateVector = nil
+	r.coverage = nil
+	r.lastUpdate = time.Now()
+	if frame == nil {
+		frame = yproto.AppendSyncUpdate(nil, update)
+	}
+	r.broadcastLocked(frame, from)
+	if len(r.tail) >= r.hub.opts.CompactRecords || r.tailBytes >= r.hub.opts.CompactBytes {
+		r.compactLocked()
+	}
+	return nil
+}
+
+// compactLocked folds the tail and rewrites the file as one record. A
+// failure is logged and leaves the file as it was: appends go on.
+func (r *room) compactLocked() {
+	if err := r.foldLocked(); err != nil {
+		r.hub.logger.Error("merging room updates", zap.String("room", r.key), zap.Error(err))
+		return
+	}
+	if r.log.Records() <= 1 {
+		return
+	}
+	start := time.Now()
+	if err := r.log.Compact(r.snapshot); err != nil {
+		r.hub.logger.Error("compacting room file", zap.String("room", r.key), zap.String("path", r.log.Path()), zap.Error(err))
+		return
+	}
+	r.hub.logger.Info("compacted room file", zap.String("room", r.key),
+		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
+}
+
+// applyAwareness records the entries that are newer than what the room
+// knows (y-protocols' rule, including equal-clock removals) and relays frame
+// when any was.
+func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, frame []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for _, e := range entries {
+		removed := string(e.State) == "null"
+		cur := r.awareness[e.ClientID]
+		if cur != nil && !(cur.clock < e.Clock || cur.clock == e.Clock && removed && cur.state != nil) {
+			continue
+		}
+		changed = true
+		if cur == nil {
+			cur = &awarenessState{}
+			r.awareness[e.ClientID] = cur
+		}
+		cur.clock = e.Clock
+		cur.owner = from
+		if removed {
+			cur.state = nil
+			delete(from.awarenessIDs, e.ClientID)
+			continue
+		}
+		cur.state = bytes.Clone(e.State)
+		if from.awarenessIDs == nil {
+			from.awarenessIDs = make(map[uint64]struct{})
+		}
+		from.awarenessIDs[e.ClientID] = struct{}{}
+	}
+	if changed {
+		r.broadcastLocked(frame, from)
+	}
+}
+
+func (r *room) sendAwareness(c *conn) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if msg := r.awarenessMessageLocked(); msg != nil && !c.enqueue(msg) {
+		return errQueueFull
+	}
+	return nil
+}
+
+// closeAll closes every connection of the room.
+func (r *room) closeAll(code websocket.StatusCode, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		c.close(code, reason)
+	}
+}
+
+// unload makes the file durable and compact and closes it. Called with no
+// connections left, by the idle timer or Hub.Close.
+func (r *room) unload() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil {
+		return
+	}
+	if len(r.tail) > 0 || r.log.Records() > 1 {
+		r.compactLocked()
+	}
+	if err := r.log.Close(); err != nil {
+		r.hub.logger.Error("closing room file", zap.String("room", r.key), zap.Error(err))
+	}
+	r.log = nil
+	r.snapshot, r.tail, r.stateVector, r.coverage = nil, nil, nil, nil
+	r.hub.logger.Info("unloaded room", zap.String("room", r.key))
+}
+
+// syncLog flushes the room's file if it has unsynced writes.
+func (r *room) syncLog() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil {
+		return
+	}
+	if err := r.log.Sync(); err != nil {
+		r.hub.logger.Error("syncing room file", zap.String("room", r.key), zap.Error(err))
+	}
+}

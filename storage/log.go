@@ -1,0 +1,378 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// Header starts every file: WireDB's format version and a NUL.
+const Header = "0.0.1\x00"
+
+// maxRecordSize bounds a record a file may claim. A length beyond it is not a
+// record WireDB or this server wrote.
+const maxRecordSize = 1 << 31
+
+var (
+	// ErrNotWireDB is returned when a file does not start with a WireDB header.
+	ErrNotWireDB = errors.New("storage: not a WireDB update file")
+	// ErrUnknownVersion is returned for a WireDB header of another version.
+	ErrUnknownVersion = errors.New("storage: unknown WireDB file version")
+	// ErrCorrupt is returned when a whole record in the file cannot be read as
+	// a Yjs update. The file is left untouched.
+	ErrCorrupt = errors.New("storage: corrupt record")
+	// ErrClosed is returned by the methods of a closed Log.
+	ErrClosed = errors.New("storage: log closed")
+)
+
+// Store is a directory of room files. It is safe for concurrent use; callers
+// must not open two Logs for the same key at once (roomhub guarantees this).
+type Store struct {
+	dir string
+}
+
+// OpenStore creates dir if needed and returns a Store for it.
+func OpenStore(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving data directory: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	return &Store{dir: abs}, nil
+}
+
+// Dir is the absolute path of the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Path returns the file path of a room key.
+func (s *Store) Path(key string) (string, error) {
+	name, err := FileName(key)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.dir, name), nil
+}
+
+// Recovery describes what Open had to repair.
+type Recovery struct {
+	// TruncatedBytes is the size of a torn last record that was cut off.
+	TruncatedBytes int64
+}
+
+// Log is one room's update file, open for appending. Its methods are safe
+// for concurrent use.
+type Log struct {
+	path string
+
+	mu      sync.Mutex
+	f       *os.File
+	size    int64 // bytes known to be whole records (plus header)
+	records int   // records in the file
+	dirty   bool  // written since the last Sync
+	err     error // sticky: a failed write that could not be rolled back
+}
+
+// Open opens (creating if needed) the log of key and reads every record in
+// it. A torn last record is cut off and reported in Recovery; any other
+// damage returns an error wrapping ErrNotWireDB, ErrUnknownVersion or
+// ErrCorrupt, and the file is not modified.
+func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
+	var rec Recovery
+	path, err := s.Path(key)
+	if err != nil {
+		return nil, nil, rec, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)
+	}
+	l := &Log{path: path, f: f}
+	records, good, total, err := readFile(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, rec, fmt.Errorf("reading %s: %w", path, err)
+	}
+	switch {
+	case total == 0:
+		// New file: write the header and make its directory entry durable.
+		if _, err := f.Write([]byte(Header)); err != nil {
+			f.Close()
+			return nil, nil, rec, fmt.Errorf("writing header of %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
+		}
+		if err := syncDir(s.dir); err != nil {
+			f.Close()
+			return nil, nil, rec, err
+		}
+		good = int64(len(Header))
+	case good < total:
+		// A torn tail: the process died in the middle of a write(2).
+		if good < int64(len(Header)) {
+			good = 0 // even the header is torn: start it again
+		}
+		if err := f.Truncate(good); err != nil {
+			f.Close()
+			return nil, nil, rec, fmt.Errorf("cutting torn tail of %s: %w", path, err)
+		}
+		if good == 0 {
+			if _, err := f.WriteAt([]byte(Header), 0); err != nil {
+				f.Close()
+				return nil, nil, rec, fmt.Errorf("rewriting header of %s: %w", path, err)
+			}
+			good = int64(len(Header))
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
+		}
+		rec.TruncatedBytes = total - good
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, rec, err
+	}
+	l.size = good
+	l.records = len(records)
+	return l, records, rec, nil
+}
+
+// readFile parses a whole file. good is the offset after the last whole
+// record; total is the file size. A file shorter than the header whose bytes
+// are a prefix of it counts as a torn header (good = 0).
+func readFile(f *os.File) (records [][]byte, good, total int64, err error) {
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	total = int64(len(data))
+	if total == 0 {
+		return nil, 0, 0, nil
+	}
+	if len(data) < len(Header) {
+		if bytes.HasPrefix([]byte(Header), data) {
+			return nil, 0, total, nil
+		}
+		return nil, 0, 0, ErrNotWireDB
+	}
+	if err := checkHeader(data[:len(Header)]); err != nil {
+		return nil, 0, 0, err
+	}
+	off := len(Header)
+	for off < len(data) {
+		n, w, err := yproto.ReadVarUint(data[off:])
+		if err != nil {
+			// A length cut off by the end of the file is a torn write.
+			return records, int64(off), total, nil
+		}
+		if n > maxRecordSize {
+			return nil, 0, 0, fmt.Errorf("%w at offset %d: record claims %d bytes", ErrCorrupt, off, n)
+		}
+		if n == 0 {
+			// Zero bytes to the end are what a power loss can leave of an
+			// unfinished block; a zero-length record anywhere else is not ours.
+			if allZero(data[off:]) {
+				return records, int64(off), total, nil
+			}
+			return nil, 0, 0, fmt.Errorf("%w at offset %d: empty record", ErrCorrupt, off)
+		}
+		end := off + w + int(n)
+		if end > len(data) {
+			return records, int64(off), total, nil
+		}
+		u := data[off+w : end]
+		if _, err := yproto.ValidateUpdate(u, yproto.Limits{}); err != nil {
+			return nil, 0, 0, fmt.Errorf("%w at offset %d: %w", ErrCorrupt, off, err)
+		}
+		records = append(records, u)
+		off = end
+	}
+	return records, int64(off), total, nil
+}
+
+func checkHeader(h []byte) error {
+	if string(h) == Header {
+		return nil
+	}
+	// "x.y.z\0": ours, but another version.
+	if h[len(h)-1] == 0 && bytes.Count(h, []byte{'.'}) == 2 {
+		return fmt.Errorf("%w %q", ErrUnknownVersion, h[:len(h)-1])
+	}
+	return ErrNotWireDB
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Path is the file's path.
+func (l *Log) Path() string { return l.path }
+
+// Size is the file's size in bytes.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// Records is the number of records in the file.
+func (l *Log) Records() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.records
+}
+
+// Append writes one record with a single write(2). When it returns nil the
+// record is in the kernel's page cache: it survives a crash of the process,
+// and a power loss only after Sync. A failed write is rolled back so that the
+// file never holds a partial record in its middle.
+func (l *Log) Append(update []byte) error {
+	buf := make([]byte, 0, len(update)+10)
+	buf = yproto.AppendVarUint(buf, uint64(len(update)))
+	buf = append(buf, update...)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return ErrClosed
+	}
+	if l.err != nil {
+		return l.err
+	}
+	n, err := l.f.Write(buf)
+	if err != nil {
+		if n > 0 {
+			if terr := l.f.Truncate(l.size); terr != nil {
+				l.err = fmt.Errorf("appending to %s: %w (and rolling back: %v)", l.path, err, terr)
+				return l.err
+			}
+			if _, serr := l.f.Seek(l.size, io.SeekStart); serr != nil {
+				l.err = fmt.Errorf("appending to %s: %w (and seeking back: %v)", l.path, err, serr)
+				return l.err
+			}
+		}
+		return fmt.Errorf("appending to %s: %w", l.path, err)
+	}
+	l.size += int64(n)
+	l.records++
+	l.dirty = true
+	return nil
+}
+
+// Sync flushes appended records to stable storage (fsync). It is a no-op
+// when nothing was written since the last Sync.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return ErrClosed
+	}
+	if !l.dirty {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", l.path, err)
+	}
+	l.dirty = false
+	return nil
+}
+
+// Compact replaces the file with the header and one record holding merged,
+// which must contain everything the file holds. The new file is written
+// beside the old one, fsynced, renamed over it and the directory fsynced,
+// so a crash at any point leaves either the old or the new file, whole.
+func (l *Log) Compact(merged []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return ErrClosed
+	}
+	dir := filepath.Dir(l.path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(l.path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("compacting %s: %w", l.path, err)
+	}
+	tmpName := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fmt.Errorf("compacting %s: %w", l.path, err)
+	}
+	buf := make([]byte, 0, len(Header)+len(merged)+10)
+	buf = append(buf, Header...)
+	buf = yproto.AppendVarUint(buf, uint64(len(merged)))
+	buf = append(buf, merged...)
+	if _, err := tmp.Write(buf); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmpName, l.path); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(dir); err != nil {
+		// The rename happened; the new file is the log from now on.
+		l.swap(tmp, int64(len(buf)))
+		return err
+	}
+	l.swap(tmp, int64(len(buf)))
+	return nil
+}
+
+func (l *Log) swap(f *os.File, size int64) {
+	l.f.Close()
+	l.f = f
+	l.size = size
+	l.records = 1
+	l.dirty = false
+	l.err = nil
+}
+
+// Close syncs and closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Sync()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	l.f = nil
+	if err != nil {
+		return fmt.Errorf("closing %s: %w", l.path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening directory %s for sync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,32 @@
+// Package yproto reads and writes the bytes that y-websocket (Yjs) clients exchange, and
+// validates them strictly before anything else touches them.
+//
+// It has three parts:
+//
+//   - varints and messages: lib0's unsigned LEB128 varUint and the y-websocket framing of
+//     y-protocols (sync step 1, sync step 2, update, awareness, auth, query awareness), one
+//     message per binary WebSocket frame;
+//   - awareness updates: the presence states (cursors, user names) that clients broadcast;
+//   - a strict validator for Yjs v1 updates and state vectors.
+//
+// The validator exists because the server hands updates to github.com/skyterra/y-crdt for
+// merging and diffing, and that library allocates without bound, loops forever or panics on
+// hostile or corrupted bytes (see YCRDT-NOTES.md). ValidateUpdate therefore parses an update
+// exactly as Yjs 13.6 reads it (readClientsStructRefs, readItemContent, lib0 readAny,
+// readDeleteSet) and rejects everything Yjs would not write: every count and length is checked
+// against the bytes that remain before it is used, nothing is allocated from a size the input
+// claims, nesting depth is bounded without recursion, client IDs and clocks must be JavaScript
+// safe integers (< 2^53), and no bytes may follow the delete set. Only bytes that passed it
+// may reach y-crdt.
+//
+// Decoded payloads alias the input (no copies): a caller that keeps a Message.Payload or an
+// AwarenessEntry.State beyond the life of the frame must not reuse the frame's buffer.
+//
+// Every error returned by a decoder wraps exactly one of the sentinel errors (ErrTruncated,
+// ErrMalformed, ErrOutOfRange, ErrTooDeep, ErrTooManyEntries, ErrUnknownMessageType,
+// ErrAwarenessState) and names the byte offset where the problem starts.
+//
+// All functions are pure: they keep no state between calls and only read their inputs, so
+// they are safe for concurrent use, also on the same input. The decoders never panic, whatever
+// the input (fuzz tests hold them to that).
+package yproto
