@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -139,9 +140,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		hub := roomhub.New(store, roomhub.Options{
 			MaxMessageSize:     h.MaxMessageSize,
 			OutboundQueueBytes: h.OutboundQueueSize,
-			WriteTimeout:       h.WriteTimeout.Duration(),
-			PingInterval:       h.PingInterval.Duration(),
-			IdleUnload:         h.RoomIdleTimeout.Duration(),
+			WriteTimeout:       time.Duration(h.WriteTimeout),
+			PingInterval:       time.Duration(h.PingInterval),
+			IdleUnload:         time.Duration(h.RoomIdleTimeout),
 			CompactRecords:     h.CompactRecords,
 			CompactBytes:       h.CompactBytes,
 			Fsync:              policy,
@@ -168,7 +169,7 @@ func (h *Handler) fsyncName() string {
 }
 
 func (h *Handler) fsyncPolicy() (roomhub.FsyncPolicy, error) {
-	p := roomhub.FsyncPolicy{Interval: h.FsyncInterval.Duration()}
+	p := roomhub.FsyncPolicy{Interval: time.Duration(h.FsyncInterval)}
 	switch h.Fsync {
 	case "", "interval":
 		p.Mode = roomhub.FsyncInterval

@@ -44,7 +44,7 @@ func (p *updateParser) readContent(ref byte) (uint64, error) {
 	case refDoc:
 		return 1, p.readDocContent()
 	}
-	return 0, errAt(ErrMalformed, start-1, "unknown content ref %d", ref)
+	return 0, errAt(ErrMalformed, start, "unknown content ref %d", ref) // readStruct rejects these first
 }
 
 // readStringContent reads ContentString. Its length is counted in UTF-16 code units, as

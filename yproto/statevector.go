@@ -5,15 +5,15 @@ const minStateVectorEntrySize = 2
 
 // ValidateStateVector parses a v1 state vector (Yjs decodeStateVector): a count, then count
 // (client, clock) pairs, each a safe integer (< 2^53), with no client twice and nothing after
-// the last pair. It returns the clock of each client. The map is sized from the entries
-// actually present, never from the count the input claims.
+// the last pair. It returns the clock of each client. The count is checked against the bytes
+// left before the map is made, so a claimed count of 2^40 fails at once.
 func ValidateStateVector(sv []byte) (map[uint64]uint64, error) {
 	r := reader{buf: sv}
 	n, err := r.readCount("state vector count", minStateVectorEntrySize)
 	if err != nil {
 		return nil, err
 	}
-	clocks := make(map[uint64]uint64, n)
+	clocks := make(map[uint64]uint64, min(n, 1024)) // grows with entries actually read
 	for range n {
 		start := r.pos
 		client, err := r.readSafeUint("state vector client")

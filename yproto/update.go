@@ -173,8 +173,10 @@ func (p *updateParser) readStruct() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch ref := info & infoRefMask; ref {
-	case refGC, refSkip:
+	switch ref := info & infoRefMask; {
+	case ref > refSkip:
+		return 0, errAt(ErrMalformed, start, "unknown content ref %d", ref)
+	case ref == refGC || ref == refSkip:
 		if info != ref {
 			return 0, errAt(ErrMalformed, start, "flag bits 0x%02x on a GC or Skip struct", info&^infoRefMask)
 		}

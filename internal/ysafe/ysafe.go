@@ -46,7 +46,9 @@ type PanicError struct {
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("ysafe: %s: y-crdt panicked: %v", e.Op, e.Value) }
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("ysafe: %s: y-crdt panicked: %v", e.Op, e.Value)
+}
 func (e *PanicError) Unwrap() error { return ErrPanic }
 
 func guard(op string, err *error) {

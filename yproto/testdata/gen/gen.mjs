@@ -51,7 +51,52 @@ const addUpdate = (name, update, note = '') => {
   // Prove that Yjs itself accepts the update: apply it to a fresh document.
   const check = new Y.Doc()
   Y.applyUpdate(check, update)
-  updates.push({ name, note, hex: hex(update), structs, deletes, hasSkips })
+  updates.push({ name, note, hex: hex(update), structs, deletes, hasSkips, kinds: kindsOf(decoded.structs) })
+}
+
+const contentNames = [null, 'Deleted', 'JSON', 'Binary', 'String', 'Embed', 'Format', 'Type', 'Any', 'Doc']
+// subclasses first: XmlHook extends Map, XmlText extends Text, XmlElement extends XmlFragment
+const typeName = (t) => [
+  [Y.XmlHook, 'XmlHook'], [Y.XmlText, 'XmlText'], [Y.XmlElement, 'XmlElement'],
+  [Y.XmlFragment, 'XmlFragment'], [Y.Array, 'Array'], [Y.Map, 'Map'], [Y.Text, 'Text']
+].find(([cls]) => t instanceof cls)[1]
+
+/**
+ * Lists which struct kinds, content kinds, type refs and Any tags an update contains, so the
+ * Go tests can check that the vectors together cover every one of them.
+ */
+const kindsOf = (structs) => {
+  const kinds = new Set()
+  const anyKind = (v) => {
+    // mirrors lib0 encoding.writeAny
+    switch (typeof v) {
+      case 'string': kinds.add('any:string'); break
+      case 'number':
+        if (Number.isInteger(v) && Math.abs(v) <= 0x7fffffff) kinds.add('any:varInt')
+        else if (new Float32Array([v])[0] === v) kinds.add('any:float32')
+        else kinds.add('any:float64')
+        break
+      case 'bigint': kinds.add('any:bigint64'); break
+      case 'boolean': kinds.add(v ? 'any:true' : 'any:false'); break
+      case 'object':
+        if (v === null) kinds.add('any:null')
+        else if (Array.isArray(v)) { kinds.add('any:array'); v.forEach(anyKind) }
+        else if (v instanceof Uint8Array) kinds.add('any:Uint8Array')
+        else { kinds.add('any:object'); Object.values(v).forEach(anyKind) }
+        break
+      default: kinds.add('any:undefined')
+    }
+  }
+  for (const s of structs) {
+    if (s instanceof Y.GC) { kinds.add('struct:GC'); continue }
+    if (s instanceof Y.Skip) { kinds.add('struct:Skip'); continue }
+    const c = s.content
+    kinds.add('content:' + contentNames[c.getRef()])
+    if (c instanceof Y.ContentType) kinds.add('type:' + typeName(c.type))
+    if (c instanceof Y.ContentAny) c.arr.forEach(anyKind)
+    if (c instanceof Y.ContentDoc) anyKind(c.opts)
+  }
+  return [...kinds].sort()
 }
 
 /** Collects every update a document emits, in order. */

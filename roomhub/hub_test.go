@@ -1,0 +1,282 @@
+package roomhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	y "github.com/skyterra/y-crdt"
+
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// testServer serves hub over a real WebSocket listener; the room key is the
+// URL path without its leading slash.
+func testServer(t *testing.T, hub *Hub) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		readOnly := r.URL.Query().Get("ro") == "1"
+		hub.Serve(strings.TrimPrefix(r.URL.Path, "/"), ws, ConnOptions{ReadOnly: readOnly})
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func newTestHub(t *testing.T, dir string, opts Options) *Hub {
+	t.Helper()
+	store, err := storage.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := New(store, opts)
+	t.Cleanup(func() { hub.Close() })
+	return hub
+}
+
+// client is a raw y-websocket peer that records every message it receives.
+type client struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	msgs chan yproto.Message
+	done chan struct{}
+	err  error // how the connection ended; valid after done
+}
+
+func dial(t *testing.T, url string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.SetReadLimit(64 << 20)
+	c := &client{t: t, ws: ws, msgs: make(chan yproto.Message, 100000), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			_, b, err := ws.Read(context.Background())
+			if err != nil {
+				c.err = err
+				return
+			}
+			m, err := yproto.DecodeMessage(b)
+			if err != nil {
+				c.err = fmt.Errorf("server sent a malformed message: %w", err)
+				return
+			}
+			c.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { ws.CloseNow(); <-c.done })
+	return c
+}
+
+func (c *client) send(frame []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageBinary, frame); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next message matching keep, failing after a timeout.
+func (c *client) next(keep func(yproto.Message) bool) yproto.Message {
+	c.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-c.msgs:
+			if keep(m) {
+				return m
+			}
+		case <-c.done:
+			c.t.Fatalf("connection ended while waiting: %v", c.err)
+		case <-deadline:
+			c.t.Fatal("timed out waiting for a message")
+		}
+	}
+}
+
+func isSync(st yproto.SyncType) func(yproto.Message) bool {
+	return func(m yproto.Message) bool { return m.Type == yproto.MessageSync && m.Sync == st }
+}
+
+func isAwareness(m yproto.Message) bool { return m.Type == yproto.MessageAwareness }
+
+// closed waits for the server to close the connection and returns the code.
+func (c *client) closed() (websocket.StatusCode, string) {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("server did not close the connection")
+	}
+	var ce websocket.CloseError
+	if !errors.As(c.err, &ce) {
+		c.t.Fatalf("connection ended without a close frame: %v", c.err)
+	}
+	return ce.Code, ce.Reason
+}
+
+// docWriter makes real Yjs v1 updates: each edit of its y-crdt doc is
+// encoded as the diff against the previous state. y-crdt has unsynchronised
+// globals, so all docWriters share one lock.
+type docWriter struct {
+	doc *y.Doc
+	sv  []byte
+}
+
+var ycrdtMu sync.Mutex
+
+func newDocWriter() *docWriter {
+	ycrdtMu.Lock()
+	defer ycrdtMu.Unlock()
+	d := y.NewDoc("writer", true, y.DefaultGCFilter, nil, false)
+	return &docWriter{doc: d, sv: y.EncodeStateVector(d, nil, y.NewUpdateEncoderV1())}
+}
+
+func (w *docWriter) insert(name, text string) []byte {
+	ycrdtMu.Lock()
+	defer ycrdtMu.Unlock()
+	txt := w.doc.GetText(name)
+	txt.Insert(txt.Length(), text, nil)
+	u := y.EncodeStateAsUpdate(w.doc, w.sv)
+	w.sv = y.EncodeStateVector(w.doc, nil, y.NewUpdateEncoderV1())
+	return u
+}
+
+// textOf applies an update to a fresh y-crdt doc and reads a text.
+func textOf(t *testing.T, update []byte, name string) string {
+	t.Helper()
+	ycrdtMu.Lock()
+	defer ycrdtMu.Unlock()
+	d := y.NewDoc("reader", true, y.DefaultGCFilter, nil, false)
+	y.ApplyUpdate(d, update, nil)
+	return d.GetText(name).ToString()
+}
+
+func (c *client) fullState() []byte {
+	c.t.Helper()
+	c.send(yproto.AppendSyncStep1(nil, []byte{0}))
+	return c.next(isSync(yproto.SyncStep2)).Payload
+}
+
+func TestGreetingAndSync(t *testing.T) {
+	hub := newTestHub(t, t.TempDir(), Options{})
+	url := testServer(t, hub)
+
+	a := dial(t, url+"/greet")
+	step1 := a.next(isSync(yproto.SyncStep1))
+	if string(step1.Payload) != "\x00" {
+		t.Fatalf("empty room's state vector = %x", step1.Payload)
+	}
+	w := newDocWriter()
+	a.send(yproto.AppendSyncUpdate(nil, w.insert("t", "hello")))
+	// Messages of one connection are handled in order: once a's step 1 is
+	// answered, its update is in the room.
+	if got := textOf(t, a.fullState(), "t"); got != "hello" {
+		t.Fatalf("room state after the update reads %q", got)
+	}
+
+	b := dial(t, url+"/greet")
+	b.next(isSync(yproto.SyncStep1))
+	if got := textOf(t, b.fullState(), "t"); got != "hello" {
+		t.Fatalf("late joiner sees %q", got)
+	}
+	a.send(yproto.AppendSyncUpdate(nil, w.insert("t", " world")))
+	relayed := b.next(isSync(yproto.SyncUpdate))
+	if got := textOf(t, relayed.Payload, "t"); got != "" && got != " world" {
+		t.Fatalf("relayed update reads %q", got)
+	}
+}
+
+// Many clients in several rooms write concurrently; every client must see
+// every update of its room and nothing of the others, and the stored state
+// must hold it all.
+func TestConcurrentRooms(t *testing.T) {
+	const rooms, perRoom, edits = 4, 6, 30
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{CompactRecords: 50})
+	url := testServer(t, hub)
+
+	type peer struct {
+		c *client
+		w *docWriter
+	}
+	peers := make([][]peer, rooms)
+	for r := range peers {
+		for range perRoom {
+			c := dial(t, fmt.Sprintf("%s/room-%d", url, r))
+			c.next(isSync(yproto.SyncStep1))
+			peers[r] = append(peers[r], peer{c, newDocWriter()})
+		}
+	}
+	// Pre-generate the updates (y-crdt is serialised), then send them all
+	// at once from every peer.
+	updates := make([][][][]byte, rooms)
+	for r := range peers {
+		updates[r] = make([][][]byte, perRoom)
+		for i, p := range peers[r] {
+			for e := range edits {
+				updates[r][i] = append(updates[r][i], p.w.insert(fmt.Sprintf("p%d", i), fmt.Sprintf("<%d>", e)))
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for r := range peers {
+		for i, p := range peers[r] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, u := range updates[r][i] {
+					if err := p.c.ws.Write(context.Background(), websocket.MessageBinary, yproto.AppendSyncUpdate(nil, u)); err != nil {
+						t.Errorf("write: %v", err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for r := range peers {
+		for _, p := range peers[r] {
+			for range (perRoom - 1) * edits {
+				p.c.next(isSync(yproto.SyncUpdate))
+			}
+		}
+	}
+	for r := range peers {
+		state := peers[r][0].c.fullState()
+		for i := range perRoom {
+			want := ""
+			for e := range edits {
+				want += fmt.Sprintf("<%d>", e)
+			}
+			if got := textOf(t, state, fmt.Sprintf("p%d", i)); got != want {
+				t.Fatalf("room %d text p%d = %q, want %q", r, i, got, want)
+			}
+		}
+		// Nothing leaked in from the other rooms: exactly perRoom writers.
+		info, err := yproto.ValidateUpdate(state, yproto.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Structs) != perRoom {
+			t.Fatalf("room %d holds structs of %d clients, want %d", r, len(info.Structs), perRoom)
+		}
+	}
+}
