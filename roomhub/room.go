@@ -279,7 +279,7 @@ func (r *room) compactLocked() {
 
 // applyAwareness records the entries that are newer than what the room
 // knows (y-protocols' rule, including equal-clock removals) and relays frame
-// when any was.
+// to every connection when any was.
 func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, frame []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -309,7 +309,11 @@ func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, frame
 		from.awarenessIDs[e.ClientID] = struct{}{}
 	}
 	if changed {
-		r.broadcastLocked(frame, from)
+		// To the sender too, as y-websocket's server does: a y-websocket
+		// client drops a connection that received nothing for 30 s, and its
+		// own 15 s awareness renewal echoed back is what keeps a lone client
+		// connected.
+		r.broadcastLocked(frame, nil)
 	}
 }
 

@@ -19,9 +19,10 @@ func (e AwarenessEntry) Removed() bool {
 	return string(bytes.Trim(e.State, " \t\n\r")) == "null"
 }
 
-// minAwarenessEntrySize is the smallest encoded entry: client, clock, and a state of at least
-// two bytes ("{}") behind its length.
-const minAwarenessEntrySize = 5
+// minAwarenessEntrySize is the smallest encoded entry: client, clock and state length, one
+// byte each. (A valid state adds at least two more, but then an entry with an empty or
+// one-byte state would be reported as truncated instead of malformed.)
+const minAwarenessEntrySize = 3
 
 // DecodeAwarenessUpdate decodes an awareness update, the payload of an awareness message: a
 // count, then count × (clientID, clock, JSON state). It fails with ErrTooManyEntries if the

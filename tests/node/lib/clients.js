@@ -8,6 +8,9 @@ import * as prng from 'lib0/prng'
 
 export { Y, WebSocket, WebsocketProvider, prng }
 
+// every WebsocketProvider adds a process 'exit' listener; tests open many at once
+process.setMaxListeners(200)
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 let roomCounter = 0

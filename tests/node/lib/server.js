@@ -22,8 +22,9 @@ if (MODE !== 'caddy' && MODE !== 'ywebsocket') {
 export const IS_CADDY = MODE === 'caddy'
 
 /** Use as `test(name, { skip: caddyOnly('why') }, fn)`: a visible skip, never a silent pass. */
+// WIREDB_NO_SKIP=1 runs them anyway (to see how another server fails them).
 export const caddyOnly = (why) =>
-  IS_CADDY ? false : `only meaningful for the wiredb server (WIREDB_SERVER=${MODE}): ${why}`
+  IS_CADDY || process.env.WIREDB_NO_SKIP === '1' ? false : `only meaningful for the wiredb server (WIREDB_SERVER=${MODE}): ${why}`
 
 const START_TIMEOUT_MS = 15000
 const STOP_TIMEOUT_MS = 10000

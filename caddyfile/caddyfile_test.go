@@ -1,0 +1,147 @@
+package caddyfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-wiredb/wiredb/caddymodule"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		input   string
+		want    caddymodule.Handler
+		wantErr string // substring; "" means success
+		wantAt  string // where the error must point
+	}{
+		{name: "bare", input: `wiredb`, want: caddymodule.Handler{}},
+		{name: "empty block", input: "wiredb {\n}", want: caddymodule.Handler{}},
+		{
+			name: "every option",
+			input: `wiredb {
+				data_dir /var/lib/wiredb
+				room {http.request.uri.query.doc}
+				max_message_size 8MiB
+				max_room_key_length 100
+				read_only
+				fsync interval 250ms
+				outbound_queue_size 1MB
+				write_timeout 5s
+				ping_interval 20s
+				room_idle_timeout 1m
+				compact 500 2MiB
+			}`,
+			want: caddymodule.Handler{
+				DataDir:           "/var/lib/wiredb",
+				Room:              "{http.request.uri.query.doc}",
+				MaxMessageSize:    8 << 20,
+				MaxRoomKeyLength:  100,
+				ReadOnly:          true,
+				Fsync:             "interval",
+				FsyncInterval:     caddy.Duration(250 * time.Millisecond),
+				OutboundQueueSize: 1000000,
+				WriteTimeout:      caddy.Duration(5 * time.Second),
+				PingInterval:      caddy.Duration(20 * time.Second),
+				RoomIdleTimeout:   caddy.Duration(time.Minute),
+				CompactRecords:    500,
+				CompactBytes:      2 << 20,
+			},
+		},
+		{name: "fsync always", input: "wiredb {\nfsync always\n}", want: caddymodule.Handler{Fsync: "always"}},
+		{name: "fsync never", input: "wiredb {\nfsync never\n}", want: caddymodule.Handler{Fsync: "never"}},
+		{name: "unknown subdirective names the line", input: "wiredb {\n  data_dir x\n  datadir y\n}", wantErr: "unknown subdirective 'datadir'", wantAt: "at Testfile:3"},
+		{name: "missing argument", input: "wiredb {\n  data_dir\n}", wantErr: "wrong argument count", wantAt: "at Testfile:2"},
+		{name: "too many arguments", input: "wiredb {\n  data_dir a b\n}", wantErr: "wrong argument count", wantAt: "at Testfile:2"},
+		{name: "argument after directive", input: "wiredb /a /b", wantErr: "wrong argument count"},
+		{name: "read_only takes none", input: "wiredb {\n read_only yes\n}", wantErr: "wrong argument count", wantAt: "at Testfile:2"},
+		{name: "duplicate", input: "wiredb {\n data_dir a\n data_dir b\n}", wantErr: "duplicate subdirective 'data_dir'", wantAt: "at Testfile:3"},
+		{name: "bad size", input: "wiredb {\n max_message_size lots\n}", wantErr: "invalid size 'lots'", wantAt: "at Testfile:2"},
+		{name: "bad duration", input: "wiredb {\n ping_interval soon\n}", wantErr: "invalid duration 'soon'", wantAt: "at Testfile:2"},
+		{name: "bad fsync", input: "wiredb {\n fsync sometimes\n}", wantErr: "unknown fsync policy 'sometimes'", wantAt: "at Testfile:2"},
+		{name: "fsync always takes no interval", input: "wiredb {\n fsync always 1s\n}", wantErr: "wrong argument count"},
+		{name: "bad key length", input: "wiredb {\n max_room_key_length -3\n}", wantErr: "want a positive integer"},
+		{name: "bad compact", input: "wiredb {\n compact many\n}", wantErr: "want a positive record count"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got caddymodule.Handler
+			err := UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input), &got)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), tc.wantAt) {
+					t.Fatalf("error = %v, want it to contain %q and %q", err, tc.wantErr, tc.wantAt)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPathPrefix(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set  caddy.ModuleMap
+		want string
+	}{
+		{caddy.ModuleMap{"path": []byte(`["/rooms/*"]`)}, "/rooms/"},
+		{caddy.ModuleMap{"path": []byte(`["/*"]`)}, "/"},
+		{caddy.ModuleMap{"path": []byte(`["/rooms*"]`)}, "/rooms"},
+		{caddy.ModuleMap{"path": []byte(`["/a/*", "/b/*"]`)}, ""},
+		{caddy.ModuleMap{"path": []byte(`["/exact"]`)}, ""},
+		{caddy.ModuleMap{"path": []byte(`["/rooms/*"]`), "header": []byte(`{}`)}, ""},
+		{caddy.ModuleMap{"header": []byte(`{}`)}, ""},
+		{nil, ""},
+	} {
+		if got := pathPrefix(tc.set); got != tc.want {
+			t.Errorf("pathPrefix(%s) = %q, want %q", tc.set, got, tc.want)
+		}
+	}
+}
+
+// TestAdapt compares each testdata/*.caddyfiletest (a Caddyfile, a line of
+// dashes, the JSON it must adapt to) with what the adapter produces.
+func TestAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.SplitN(string(data), "----------", 2)
+		if len(parts) != 2 {
+			t.Fatalf("%s: no ---------- separator", f)
+		}
+		caddyfileText := strings.TrimSpace(parts[0]) + "\n"
+		want := strings.TrimSpace(parts[1][strings.IndexByte(parts[1], '\n')+1:])
+		if !caddytest.CompareAdapt(t, f, caddyfileText, "caddyfile", want) {
+			t.Errorf("%s: adapted JSON differs (diff above)", f)
+		}
+	}
+}
+
+// A bad Caddyfile is refused with the file name and line of the problem.
+func TestAdaptErrorNamesLine(t *testing.T) {
+	input := "http://127.0.0.1:9080 {\n\twiredb /rooms/* {\n\t\tdata_dir ./data\n\t\tmax_mesage_size 1MiB\n\t}\n}\n"
+	_, _, err := caddyconfigAdapt(input)
+	if err == nil || !strings.Contains(err.Error(), "Caddyfile:4") || !strings.Contains(err.Error(), "unknown subdirective 'max_mesage_size'") {
+		t.Fatalf("error = %v, want Caddyfile:4 and the unknown subdirective", err)
+	}
+}
