@@ -1,6 +1,9 @@
 package yproto
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Type references of ContentType (Yjs structs/ContentType.js typeRefs).
 const (
@@ -63,10 +66,26 @@ func (p *updateParser) readStringContent() (uint64, error) {
 }
 
 // utf16Len returns the number of UTF-16 code units of valid UTF-8 s: one per code point,
-// two for code points above U+FFFF (their UTF-8 form starts with 0xF0..0xF4).
+// two for code points above U+FFFF. A code point is a byte that is not a continuation byte
+// (10xxxxxx); one above U+FFFF starts with 11110xxx. Both are counted eight bytes at a time:
+// long strings are most of a text document's bytes.
 func utf16Len(s []byte) uint64 {
-	n := uint64(utf8.RuneCount(s))
+	const high = 0x8080808080808080 // bit 7 of every byte
+	n := uint64(len(s))
+	for len(s) >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		// Shifting left by k moves bit 7-k of each byte to bit 7 of the same byte; what
+		// crosses into the next byte lands below bit 7 and is masked off.
+		continuation := x &^ (x << 1) & high
+		fourByteLead := x & (x << 1) & (x << 2) & (x << 3) & high
+		n -= uint64(bits.OnesCount64(continuation))
+		n += uint64(bits.OnesCount64(fourByteLead))
+		s = s[8:]
+	}
 	for _, c := range s {
+		if c&0xc0 == 0x80 {
+			n--
+		}
 		if c >= 0xf0 {
 			n++
 		}

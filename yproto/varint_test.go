@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"unicode/utf16"
 )
 
 func TestVarUintRoundTrip(t *testing.T) {
@@ -78,5 +79,18 @@ func TestAppendVarBytesAndString(t *testing.T) {
 	}
 	if got := AppendVarString(nil, "ø"); !bytes.Equal(got, []byte{2, 0xc3, 0xb8}) {
 		t.Errorf("AppendVarString(ø) = %x", got)
+	}
+}
+
+func TestUTF16Len(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"", "a", "abcdefgh", "abcdefghi", "é", "中文", "😀", "a😀b", "👩‍👩‍👧", "🇫🇷 ñé中文 𝄞 \uFFFD",
+		"0123456😀0123456😀0123456é", "\U0010FFFF\U00010000\u0800\u07FF\u0080\u007F",
+	} {
+		want := uint64(len(utf16.Encode([]rune(s))))
+		if got := utf16Len([]byte(s)); got != want {
+			t.Errorf("utf16Len(%q) = %d, want %d", s, got, want)
+		}
 	}
 }

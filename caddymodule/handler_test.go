@@ -1,0 +1,115 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/coder/websocket"
+
+	_ "github.com/caddy-wiredb/wiredb/caddyfile"
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// TestEndToEnd runs the module inside a real Caddy (caddytest starts it in
+// this process with its admin API on localhost:2999) from a Caddyfile.
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+		skip_install_trust
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		grace_period 1ns
+	}
+	http://127.0.0.1:9080 {
+		wiredb /rooms/* {
+			data_dir %s
+			max_room_key_length 64
+		}
+		respond "not a websocket" 200
+	}`, dir), "caddyfile")
+
+	t.Run("plain requests pass on", func(t *testing.T) {
+		tester.AssertGetResponse("http://127.0.0.1:9080/rooms/a", 200, "not a websocket")
+	})
+
+	t.Run("invalid room keys get 400 with the reason", func(t *testing.T) {
+		for _, tc := range []struct{ path, reason string }{
+			{"/rooms/", "empty room key"},
+			{"/rooms/" + strings.Repeat("k", 65), "longer than 64 bytes"},
+			{"/rooms/a/%00/b", "NUL"},
+			{"/rooms/a/../b", "'..' segment"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ws, resp, err := websocket.Dial(ctx, "ws://127.0.0.1:9080"+tc.path, nil)
+			cancel()
+			if err == nil {
+				ws.CloseNow()
+				t.Fatalf("%s: upgrade succeeded", tc.path)
+			}
+			if resp == nil || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%s: response %v, want 400", tc.path, resp)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(body), tc.reason) {
+				t.Fatalf("%s: body %q does not say %q", tc.path, body, tc.reason)
+			}
+		}
+	})
+
+	t.Run("a room is served and stored", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws://127.0.0.1:9080/rooms/notes/42", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		_, greeting, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := yproto.DecodeMessage(greeting); err != nil || m.Type != yproto.MessageSync || m.Sync != yproto.SyncStep1 {
+			t.Fatalf("greeting %x is not a sync step 1 (%v)", greeting, err)
+		}
+		// A Yjs update: client 1 inserts "hi" into the root text "t".
+		update := []byte{1, 1, 1, 0, 4, 1, 1, 't', 2, 'h', 'i', 0}
+		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncUpdate(nil, update)); err != nil {
+			t.Fatal(err)
+		}
+		// The step 2 answering our step 1 proves the update was handled.
+		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{0})); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := yproto.DecodeMessage(b); m.Type == yproto.MessageSync && m.Sync == yproto.SyncStep2 {
+				break
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "notes%2F42.y"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append([]byte(storage.Header), byte(len(update)))
+		want = append(want, update...)
+		if !bytes.Equal(data, want) {
+			t.Fatalf("file holds %x, want %x", data, want)
+		}
+	})
+}
