@@ -118,6 +118,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 		good = int64(len(Header))
 	case good < total:
 		// A torn tail: the process died in the middle of a write(2).
+		rec.TruncatedBytes = total - good
 		if good < int64(len(Header)) {
 			good = 0 // even the header is torn: start it again
 		}
@@ -136,7 +137,6 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 			f.Close()
 			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
 		}
-		rec.TruncatedBytes = total - good
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		f.Close()

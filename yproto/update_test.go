@@ -192,7 +192,7 @@ func TestValidateUpdateHostile(t *testing.T) {
 		{"invalid UTF-8 string content", item(refString).u(2).b(0xc3, 0x28).end(), ErrMalformed},
 		{"UTF-8 encoded surrogate", item(refString).u(3).b(0xed, 0xa0, 0x80).end(), ErrMalformed},
 		{"invalid UTF-8 parent key", enc{}.u(1, 1, 1, 0).b(refDeleted).u(1, 1).b(0xff).u(1).end(), ErrMalformed},
-		{"invalid UTF-8 parent sub", enc{}.u(1, 1, 1, 0).b(refDeleted|infoHasParentSub).u(1).s("t").u(1).b(0x80).u(1).end(), ErrMalformed},
+		{"invalid UTF-8 parent sub", enc{}.u(1, 1, 1, 0).b(refDeleted | infoHasParentSub).u(1).s("t").u(1).b(0x80).u(1).end(), ErrMalformed},
 		{"invalid UTF-8 any string", item(refAny).u(1).b(anyString).u(1).b(0xfe).end(), ErrMalformed},
 		{"invalid UTF-8 any object key", item(refAny).u(1).b(anyObject).u(1, 1).b(0xc0).b(anyNull).end(), ErrMalformed},
 		{"invalid UTF-8 XML element name", item(refType).u(typeXmlElement, 1).b(0xff).end(), ErrMalformed},
@@ -250,7 +250,7 @@ func TestValidateUpdateAccepts(t *testing.T) {
 			item(refString).s("😀é中a").end(), // 2 + 1 + 1 + 1
 			[]ClientRange{{1, 0, 5}}, nil, false},
 		{"GC and Skip lengths of 2^40 allocate nothing",
-			enc{}.u(1, 2, 1, 0).b(refGC).u(1<<40).b(refSkip).u(1<<40).end(),
+			enc{}.u(1, 2, 1, 0).b(refGC).u(1 << 40).b(refSkip).u(1 << 40).end(),
 			[]ClientRange{{1, 0, 1 << 41}}, nil, true},
 		{"parentSub flag next to an origin is ignored, as Yjs does",
 			enc{}.u(1, 1, 1, 3).b(refAny|infoHasOrigin|infoHasParentSub).u(1, 2, 1).b(anyTrue).end(),

@@ -145,3 +145,32 @@ export async function openRaw (url, { timeout = 5000 } = {}) {
   }
   return c
 }
+
+/**
+ * Sends a hand-written WebSocket upgrade request for `rawPath` (sent byte for
+ * byte, so no client-side URL normalisation) and returns the HTTP status.
+ * @returns {Promise<{status: number, statusLine: string}>}
+ */
+export async function rawUpgrade (port, rawPath, { timeout = 5000 } = {}) {
+  const net = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port })
+    let buf = ''
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no HTTP response for ${rawPath} within ${timeout} ms`)) }, timeout)
+    sock.on('connect', () => {
+      sock.write(`GET ${rawPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    })
+    sock.on('data', (d) => {
+      buf += d.toString('latin1')
+      const i = buf.indexOf('\r\n')
+      if (i >= 0) {
+        clearTimeout(timer)
+        const statusLine = buf.slice(0, i)
+        sock.destroy()
+        resolve({ status: Number(statusLine.split(' ')[1]), statusLine })
+      }
+    })
+    sock.on('error', (e) => { clearTimeout(timer); reject(e) })
+  })
+}

@@ -121,3 +121,106 @@ test('clients reconnect by themselves after a server restart; edits made meanwhi
     await destroyAll([a, b, fresh])
   }
 }))
+
+test('room keys with special characters, different case and great length are kept apart across a restart', { timeout: 90000, skip: caddyOnly('the reference server keeps documents in memory only') }, run(async (t, srv) => {
+  const p = freshRoom('keys')
+  // y-websocket appends the room name to the URL as is; the URL parser percent-encodes what it must
+  const names = [`${p}/a/b`, `${p}/a b`, `${p}/ü-ñ`, `${p}/a.b`, `${p}/Upper`, `${p}/upper`, `${p}/` + 'long'.repeat(50), `${p}/` + 'long'.repeat(50) + 'x']
+  const all = []
+  try {
+    for (const name of names) {
+      const c = await connectClient(srv.wsBase, name, { name: `keys:${name.slice(p.length, p.length + 12)}` })
+      all.push(c)
+      c.text().insert(0, `content of ${name}`)
+    }
+    for (const [i, name] of names.entries()) {
+      const o = await connectClient(srv.wsBase, name, { name: `keys-o:${i}` })
+      all.push(o)
+      assert.equal(o.text().toString(), `content of ${name}`)
+    }
+  } finally {
+    await destroyAll(all)
+  }
+  await srv.restart()
+  t.diagnostic(`files: ${JSON.stringify(fs.readdirSync(srv.dataDir).filter((f) => f.includes(encodeURIComponent(p).slice(0, 10)) || f.startsWith('keys')))}`)
+  const again = []
+  try {
+    // all at once: concurrent loads of different rooms
+    const cs = await Promise.all(names.map((name, i) => connectClient(srv.wsBase, name, { name: `keys-r:${i}` })))
+    again.push(...cs)
+    for (const [i, name] of names.entries()) assert.equal(cs[i].text().toString(), `content of ${name}`, `room ${name} after restart`)
+  } finally {
+    await destroyAll(again)
+  }
+}))
+
+test('concurrent joins to a room being loaded from its file all get the full state', { timeout: 90000, skip: caddyOnly('the reference server keeps documents in memory only') }, run(async (t, srv) => {
+  const room = freshRoom('load')
+  let ref
+  const a = await connectClient(srv.wsBase, room, { name: 'load-a' })
+  try {
+    for (let i = 0; i < 300; i++) a.array().push([i])
+    someEdits(a, 'load')
+    const b = await connectClient(srv.wsBase, room, { name: 'load-b' })
+    await waitConverged([a, b], { roots: ROOTS }); await b.destroy()
+    ref = copyDoc(a.doc)
+  } finally {
+    await destroyAll([a])
+  }
+  await srv.restart()
+  const cs = []
+  try {
+    const joined = await Promise.all(Array.from({ length: 12 }, (_, i) => connectClient(srv.wsBase, room, { name: `load-${i}` })))
+    cs.push(...joined)
+    for (const c of joined) assertConverged([ref, c.doc], ROOTS)
+  } finally {
+    await destroyAll(cs)
+  }
+}))
+
+test('room keys that are empty, contain NUL or a ".." segment are refused; nothing is written outside data_dir', { timeout: 30000, skip: caddyOnly('the reference server accepts any path') }, run(async (t, srv) => {
+  const { rawUpgrade } = await import('../lib/raw.js')
+  const paths = ['/rooms/', '/rooms/..%2F..%2Fescape1', '/rooms/a/../../escape2', '/rooms/a/%2e%2e/%2e%2e/escape3', '/rooms/x%00y', '/rooms/' + 'k'.repeat(5000)]
+  for (const p of paths) {
+    const r = await rawUpgrade(srv.port, p)
+    t.diagnostic(`${p.slice(0, 60)} -> ${r.statusLine}`)
+    assert.notEqual(r.status, 101, `${p.slice(0, 60)} must not be upgraded into a room (got ${r.statusLine})`)
+  }
+  const outside = []
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = `${dir}/${e.name}`
+      if (f === srv.dataDir) continue
+      if (e.isDirectory()) walk(f)
+      else if (/escape|\.y$/.test(e.name)) outside.push(f)
+    }
+  }
+  walk(srv.tmpDir)
+  assert.deepEqual(outside, [], 'no room file outside data_dir')
+}))
+
+test('a room unloaded after its idle timeout is compacted and reloads with its content', { timeout: 90000, skip: caddyOnly('needs wiredb\'s room_idle_timeout') }, async (t) => {
+  const s2 = await startServer({ wiredbDirectives: ['room_idle_timeout 300ms'] })
+  try {
+    await withServer(() => s2, async (t2, srv) => {
+      const room = freshRoom('idle')
+      const [a, b] = await connectClients(srv.wsBase, room, 2, { namePrefix: 'idle-' })
+      let ref
+      try {
+        for (let i = 0; i < 30; i++) someEdits(i % 2 ? a : b, `e${i}`)
+        await waitConverged([a, b], { roots: ROOTS })
+        ref = copyDoc(a.doc)
+      } finally {
+        await destroyAll([a, b])
+      }
+      const file = roomFile(srv.dataDir, room)
+      // after the idle timeout the file is header + one merged record
+      await waitFor(() => readWireFile(file).records.length === 1, { timeout: 10000, message: 'the room file to be compacted to one record after unload', describe: () => JSON.stringify(readWireFile(file).records.map((r) => r.length)) })
+      assert.equal(docDiff(ref, docFromWireFile(file), ROOTS), null, 'the compacted file holds the same document')
+      const c = await connectClient(srv.wsBase, room, { name: 'idle-c' })
+      try { assertConverged([ref, c.doc], ROOTS) } finally { await c.destroy() }
+    })(t)
+  } finally {
+    await s2.close()
+  }
+})

@@ -1,0 +1,1 @@
+PK not a WireDB file
