@@ -73,22 +73,22 @@ def roots(doc: Doc) -> tuple[Text, Map, Array]:
     return doc.get("text", type=Text), doc.get("map", type=Map), doc.get("array", type=Array)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     # Yjs numbers are doubles; make 1 and 1.0 compare equal across implementations.
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def snapshot(doc: Doc) -> dict[str, Any]:
     text, map_, array = roots(doc)
-    return _plain({"text": str(text), "map": map_.to_py(), "array": array.to_py()})
+    return plain({"text": str(text), "map": map_.to_py(), "array": array.to_py()})
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:

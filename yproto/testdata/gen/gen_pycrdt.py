@@ -7,6 +7,9 @@ into ../vectors/yjs.json under names starting with "pycrdt_":
 
     python3 -m venv .venv && .venv/bin/pip install pycrdt==0.14.13
     .venv/bin/python gen_pycrdt.py && node gen.mjs
+
+Unlike gen.mjs, the output is not byte-for-byte reproducible: Yrs writes the keys of a
+subdocument's options in hash-map order, so re-running may reorder them.
 """
 
 import json
