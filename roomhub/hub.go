@@ -93,7 +93,7 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 	r, err := h.acquire(key)
 	if err != nil {
 		h.logger.Error("opening room", zap.String("room", key), zap.Error(err))
-		c.close(websocket.StatusInternalError, truncateReason("room unavailable: "+err.Error()))
+		c.close(websocket.StatusInternalError, roomUnavailableReason(err))
 		return err
 	}
 	defer h.release(r)
@@ -394,4 +394,21 @@ func truncateReason(s string) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+// roomUnavailableReason says why a room could not open without naming
+// server paths: the log has the full error, the client gets its kind.
+func roomUnavailableReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrNotWireDB):
+		return "room unavailable: its file is not a WireDB file"
+	case errors.Is(err, storage.ErrUnknownVersion):
+		return "room unavailable: its file has an unknown WireDB version"
+	case errors.Is(err, storage.ErrCorrupt):
+		return "room unavailable: its file has a corrupt record"
+	case errors.Is(err, ErrHubClosed):
+		return "server shutting down"
+	default:
+		return "room unavailable: storage error"
+	}
 }

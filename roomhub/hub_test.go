@@ -207,10 +207,21 @@ func TestGreetingAndSync(t *testing.T) {
 // Many clients in several rooms write concurrently; every client must see
 // every update of its room and nothing of the others, and the stored state
 // must hold it all.
+//
+// It runs under each fsync policy: under "always", updates are relayed by
+// group commit, and compaction must wait for a moment with none pending.
 func TestConcurrentRooms(t *testing.T) {
+	for _, mode := range []FsyncMode{FsyncNever, FsyncInterval, FsyncAlways} {
+		t.Run(mode.String(), func(t *testing.T) {
+			testConcurrentRooms(t, FsyncPolicy{Mode: mode, Interval: 20 * time.Millisecond})
+		})
+	}
+}
+
+func testConcurrentRooms(t *testing.T, policy FsyncPolicy) {
 	const rooms, perRoom, edits = 4, 6, 30
 	dir := t.TempDir()
-	hub := newTestHub(t, dir, Options{CompactRecords: 50})
+	hub := newTestHub(t, dir, Options{CompactRecords: 50, Fsync: policy})
 	url := testServer(t, hub)
 
 	type peer struct {
@@ -259,15 +270,15 @@ func TestConcurrentRooms(t *testing.T) {
 			}
 		}
 	}
+	wantText := ""
+	for e := range edits {
+		wantText += fmt.Sprintf("<%d>", e)
+	}
 	for r := range peers {
 		state := peers[r][0].c.fullState()
 		for i := range perRoom {
-			want := ""
-			for e := range edits {
-				want += fmt.Sprintf("<%d>", e)
-			}
-			if got := textOf(t, state, fmt.Sprintf("p%d", i)); got != want {
-				t.Fatalf("room %d text p%d = %q, want %q", r, i, got, want)
+			if got := textOf(t, state, fmt.Sprintf("p%d", i)); got != wantText {
+				t.Fatalf("room %d text p%d = %q, want %q", r, i, got, wantText)
 			}
 		}
 		// Nothing leaked in from the other rooms: exactly perRoom writers.
@@ -277,6 +288,28 @@ func TestConcurrentRooms(t *testing.T) {
 		}
 		if len(info.Structs) != perRoom {
 			t.Fatalf("room %d holds structs of %d clients, want %d", r, len(info.Structs), perRoom)
+		}
+	}
+
+	// The files hold it all too, once the hub has shut down.
+	hub.Close()
+	store, err := storage.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rooms {
+		l, records, _, err := store.Open(fmt.Sprintf("room-%d", r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		if len(records) != 1 {
+			t.Errorf("room %d: %d records after shutdown, want 1 (compacted)", r, len(records))
+		}
+		for i := range perRoom {
+			if got := textOf(t, records[0], fmt.Sprintf("p%d", i)); got != wantText {
+				t.Errorf("room %d file: text p%d = %q, want %q", r, i, got, wantText)
+			}
 		}
 	}
 }

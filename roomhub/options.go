@@ -1,6 +1,7 @@
 package roomhub
 
 import (
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -65,6 +66,19 @@ const (
 	// FsyncNever leaves flushing to the operating system.
 	FsyncNever
 )
+
+// String is the policy's name in the Caddyfile.
+func (m FsyncMode) String() string {
+	switch m {
+	case FsyncInterval:
+		return "interval"
+	case FsyncAlways:
+		return "always"
+	case FsyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("FsyncMode(%d)", int(m))
+}
 
 func (o Options) withDefaults() Options {
 	if o.MaxMessageSize <= 0 {

@@ -2,6 +2,7 @@ package roomhub
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -42,6 +43,20 @@ type room struct {
 	conns       map[*conn]struct{}
 	awareness   map[uint64]*awarenessState
 	lastUpdate  time.Time
+
+	// Under fsync always, updates written to the file but not yet fsynced
+	// wait here, in order, and are not yet part of the room's state: no
+	// client sees them before they are durable. committing is true while a
+	// connection's goroutine runs commitPending for everyone.
+	pending    []pendingUpdate
+	committing bool
+}
+
+// pendingUpdate is an accepted update waiting for its fsync.
+type pendingUpdate struct {
+	update []byte
+	frame  []byte // the message to relay
+	from   *conn
 }
 
 type awarenessState struct {
@@ -67,6 +82,10 @@ func (r *room) load() error {
 	log, records, rec, err := r.hub.store.Open(r.key)
 	if err != nil {
 		return err
+	}
+	for _, tmp := range rec.RemovedTemps {
+		r.hub.logger.Warn("removed temp file of an interrupted compaction",
+			zap.String("room", r.key), zap.String("path", tmp))
 	}
 	if rec.TruncatedBytes > 0 {
 		r.hub.logger.Warn("cut torn last record of room file",
@@ -223,39 +242,115 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 // An update that adds nothing to the room is neither stored nor relayed;
 // only step 2 messages are checked for that (a reconnecting client repeats
 // what the room has), since live updates are new by construction.
+//
+// The update reaches the file (write(2)) before any client can receive it.
+// Under fsync always it is relayed only once fsynced, by commitPending.
 func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.log == nil {
+		r.mu.Unlock()
 		return storage.ErrClosed
 	}
 	if checkNew {
 		cov, err := r.coverageLocked()
 		if err == nil && cov.covers(info) {
+			r.mu.Unlock()
 			return nil
 		}
 	}
 	if err := r.log.Append(update); err != nil {
+		r.mu.Unlock()
 		return err
 	}
-	if r.hub.opts.Fsync.Mode == FsyncAlways {
-		if err := r.log.Sync(); err != nil {
-			return err
-		}
+	if frame == nil {
+		frame = yproto.AppendSyncUpdate(nil, update)
 	}
+	if r.hub.opts.Fsync.Mode != FsyncAlways {
+		r.acceptLocked(update, frame, from)
+		r.compactIfDueLocked()
+		r.mu.Unlock()
+		return nil
+	}
+	r.pending = append(r.pending, pendingUpdate{update: update, frame: frame, from: from})
+	if r.committing {
+		// The committing goroutine's next fsync covers this update.
+		r.mu.Unlock()
+		return nil
+	}
+	r.committing = true
+	r.mu.Unlock()
+	r.commitPending()
+	return nil
+}
+
+// commitPending is group commit: it fsyncs the room's file outside the room
+// lock, so that updates keep arriving (and being written) meanwhile, then
+// relays every update that fsync covered, and repeats until none wait. One
+// fsync thus covers every update that arrived while the previous one ran.
+func (r *room) commitPending() {
+	for {
+		r.mu.Lock()
+		log, n := r.log, len(r.pending)
+		r.mu.Unlock()
+		var err error
+		if log != nil {
+			err = log.Sync() // covers at least the first n pending updates
+		}
+
+		r.mu.Lock()
+		if r.log == nil || r.log != log {
+			// Unloaded meanwhile: unload made everything durable.
+			r.pending, r.committing = nil, false
+			r.mu.Unlock()
+			return
+		}
+		batch := r.pending[:n:n]
+		r.pending = r.pending[n:]
+		if err != nil {
+			// Written but maybe not durable, so never relayed. The senders
+			// are closed so that they resend it when they reconnect.
+			r.hub.logger.Error("syncing room file", zap.String("room", r.key),
+				zap.String("path", log.Path()), zap.Error(err))
+			for _, p := range batch {
+				if p.from != nil {
+					p.from.close(websocket.StatusInternalError, "server could not store the update")
+				}
+			}
+		} else {
+			for _, p := range batch {
+				r.acceptLocked(p.update, p.frame, p.from)
+			}
+			r.compactIfDueLocked()
+		}
+		if len(r.pending) == 0 {
+			r.pending, r.committing = nil, false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// acceptLocked makes a stored update part of the room and relays it.
+func (r *room) acceptLocked(update, frame []byte, from *conn) {
 	r.tail = append(r.tail, update)
 	r.tailBytes += len(update)
 	r.stateVector = nil
 	r.coverage = nil
 	r.lastUpdate = time.Now()
-	if frame == nil {
-		frame = yproto.AppendSyncUpdate(nil, update)
-	}
 	r.broadcastLocked(frame, from)
+}
+
+// compactIfDueLocked compacts when the tail passed a bound. Under fsync
+// always, updates still waiting for their fsync are in the file but not in
+// the tail, so compaction waits for a moment with none.
+func (r *room) compactIfDueLocked() {
+	if len(r.pending) > 0 {
+		return
+	}
 	if len(r.tail) >= r.hub.opts.CompactRecords || r.tailBytes >= r.hub.opts.CompactBytes {
 		r.compactLocked()
 	}
-	return nil
 }
 
 // compactLocked folds the tail and rewrites the file as one record. A
@@ -343,6 +438,12 @@ func (r *room) unload() {
 	if r.log == nil {
 		return
 	}
+	// Updates still waiting for an fsync are in the file: keep them.
+	for _, p := range r.pending {
+		r.tail = append(r.tail, p.update)
+		r.tailBytes += len(p.update)
+	}
+	r.pending = nil
 	if len(r.tail) > 0 || r.log.Records() > 1 {
 		r.compactLocked()
 	}
@@ -355,13 +456,15 @@ func (r *room) unload() {
 }
 
 // syncLog flushes the room's file if it has unsynced writes.
+// The fsync runs outside the room lock: relays go on meanwhile.
 func (r *room) syncLog() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.log == nil {
+	log := r.log
+	r.mu.Unlock()
+	if log == nil {
 		return
 	}
-	if err := r.log.Sync(); err != nil {
-		r.hub.logger.Error("syncing room file", zap.String("room", r.key), zap.Error(err))
+	if err := log.Sync(); err != nil && !errors.Is(err, storage.ErrClosed) {
+		r.hub.logger.Error("syncing room file", zap.String("room", r.key), zap.String("path", log.Path()), zap.Error(err))
 	}
 }

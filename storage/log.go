@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -65,6 +66,32 @@ func (s *Store) Path(key string) (string, error) {
 type Recovery struct {
 	// TruncatedBytes is the size of a torn last record that was cut off.
 	TruncatedBytes int64
+	// RemovedTemps are the temporary files of a compaction that a crash
+	// interrupted before its rename; the room file itself is whole.
+	RemovedTemps []string
+}
+
+// removeCompactionLeftovers deletes path's compaction temp files
+// (path.<digits>.tmp, as Compact names them). Only path's own: the digits
+// test keeps "a.y" from matching the temp files of room "a.y.x".
+func removeCompactionLeftovers(path string) []string {
+	dir, base := filepath.Split(path)
+	entries, _ := os.ReadDir(dir)
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) <= len(base)+len("..tmp") || !strings.HasPrefix(name, base+".") || !strings.HasSuffix(name, ".tmp") {
+			continue
+		}
+		mid := name[len(base)+1 : len(name)-len(".tmp")]
+		if mid == "" || strings.Trim(mid, "0123456789") != "" {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, name)) == nil {
+			removed = append(removed, filepath.Join(dir, name))
+		}
+	}
+	return removed
 }
 
 // Log is one room's update file, open for appending. Its methods are safe
@@ -72,12 +99,19 @@ type Recovery struct {
 type Log struct {
 	path string
 
-	mu      sync.Mutex
-	f       *os.File
-	size    int64 // bytes known to be whole records (plus header)
-	records int   // records in the file
-	dirty   bool  // written since the last Sync
-	err     error // sticky: a failed write that could not be rolled back
+	// syncMu serialises the operations that fsync or replace f (Sync,
+	// Compact, Close), so that Sync can fsync without holding mu: appends go
+	// on while an fsync runs, which is what lets one fsync cover many
+	// appends (group commit).
+	syncMu sync.Mutex
+
+	mu       sync.Mutex
+	f        *os.File
+	size     int64  // bytes known to be whole records (plus header)
+	records  int    // records in the file
+	appended uint64 // records appended since Open, ever
+	synced   uint64 // appended records known to be on stable storage
+	err      error  // sticky: a failed write that could not be rolled back
 }
 
 // Open opens (creating if needed) the log of key and reads every record in
@@ -90,6 +124,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 	if err != nil {
 		return nil, nil, rec, err
 	}
+	rec.RemovedTemps = removeCompactionLeftovers(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)
@@ -270,26 +305,43 @@ func (l *Log) Append(update []byte) error {
 	}
 	l.size += int64(n)
 	l.records++
-	l.dirty = true
+	l.appended++
 	return nil
 }
 
-// Sync flushes appended records to stable storage (fsync). It is a no-op
-// when nothing was written since the last Sync.
+// Sync flushes to stable storage (fsync) every record appended before the
+// call. Appends made while it runs wait for the next Sync, without blocking
+// on this one. It is a no-op when nothing was appended since the last Sync.
 func (l *Log) Sync() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	f, target := l.f, l.appended
+	upToDate := l.synced == target
+	l.mu.Unlock()
+	if f == nil {
 		return ErrClosed
 	}
-	if !l.dirty {
+	if upToDate {
 		return nil
 	}
-	if err := l.f.Sync(); err != nil {
+	// f stays open: Compact and Close, the only ones that replace or close
+	// it, wait for syncMu.
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", l.path, err)
 	}
-	l.dirty = false
+	l.mu.Lock()
+	l.synced = target
+	l.mu.Unlock()
 	return nil
+}
+
+// Unsynced is the number of appended records not yet known to be on stable
+// storage.
+func (l *Log) Unsynced() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.appended - l.synced)
 }
 
 // Compact replaces the file with the header and one record holding merged,
@@ -297,6 +349,8 @@ func (l *Log) Sync() error {
 // beside the old one, fsynced, renamed over it and the directory fsynced,
 // so a crash at any point leaves either the old or the new file, whole.
 func (l *Log) Compact(merged []byte) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -343,12 +397,14 @@ func (l *Log) swap(f *os.File, size int64) {
 	l.f = f
 	l.size = size
 	l.records = 1
-	l.dirty = false
+	l.synced = l.appended // merged holds every record, and is fsynced
 	l.err = nil
 }
 
 // Close syncs and closes the file.
 func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {

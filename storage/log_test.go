@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -288,4 +289,84 @@ func FuzzReadFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOpenRemovesOnlyItsOwnCompactionLeftovers(t *testing.T) {
+	s := openStore(t)
+	path, _ := s.Path("a.y")
+	other, _ := s.Path("a.y.x") // a.y.x.y: its temps start with "a.y." too
+	mine := path + ".123456.tmp"
+	theirs := other + ".42.tmp"
+	unrelated := path + ".backup.tmp"
+	for _, p := range []string{mine, theirs, unrelated} {
+		if err := os.WriteFile(p, []byte(Header), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, _, rec, err := s.Open("a.y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if len(rec.RemovedTemps) != 1 || rec.RemovedTemps[0] != mine {
+		t.Fatalf("RemovedTemps = %v, want [%s]", rec.RemovedTemps, mine)
+	}
+	for _, p := range []string{theirs, unrelated} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
+	}
+}
+
+// Appends go on while Sync runs, and Sync covers exactly what was appended
+// before it started.
+func TestSyncCoversEarlierAppendsWhileAppendsGoOn(t *testing.T) {
+	s := openStore(t)
+	l, _, _, err := s.Open("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	const writers, each = 4, 200
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := l.Append(textUpdate(uint64(10+w), uint64(i), "z")); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%20 == 0 {
+					if err := l.Sync(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := l.Unsynced(); n == 0 {
+		t.Log("every append happened to be covered by a Sync already")
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Unsynced(); n != 0 {
+		t.Fatalf("Unsynced after Sync = %d", n)
+	}
+	if got := l.Records(); got != writers*each {
+		t.Fatalf("Records = %d, want %d", got, writers*each)
+	}
+	l.Close()
+	l2, records, _, err := s.Open("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if len(records) != writers*each {
+		t.Fatalf("reopened %d records, want %d", len(records), writers*each)
+	}
 }

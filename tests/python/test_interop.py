@@ -333,7 +333,12 @@ async def test_unreadable_file_is_refused_and_left_untouched(make_server, damage
     messages, close = await raw_session(srv.port, srv.ws_id("bad1"))
     assert close is not None, f"the server kept the connection open, sending {messages}"
     assert not any(m[:2] == b"\x00\x01" for m in messages), "the server sent a sync step 2 from an unreadable file"
+    code, reason = close
+    want = "unknown WireDB version" if damage == "wrong_version" else "corrupt record"
+    assert code == 1011 and want in reason, close
+    assert str(srv.data_dir) not in reason, f"the close reason names a server path: {reason}"
     assert srv.stop() == 0, srv.log_tail()
+    assert str(path) in srv.log_path.read_text(errors="replace"), "the server log does not name the refused file"
     assert path.read_bytes() == data, "the unreadable file was modified"
 
 
