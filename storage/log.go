@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -35,8 +36,14 @@ var (
 // Store is a directory of room files. It is safe for concurrent use; callers
 // must not open two Logs for the same key at once (roomhub guarantees this).
 type Store struct {
-	dir string
+	dir    string
+	fsyncs atomic.Uint64
 }
+
+// Fsyncs is the number of fsyncs the store's logs made for appended
+// records (not counting compactions): with group commit, fewer than the
+// records appended.
+func (s *Store) Fsyncs() uint64 { return s.fsyncs.Load() }
 
 // OpenStore creates dir if needed and returns a Store for it.
 func OpenStore(dir string) (*Store, error) {
@@ -97,7 +104,8 @@ func removeCompactionLeftovers(path string) []string {
 // Log is one room's update file, open for appending. Its methods are safe
 // for concurrent use.
 type Log struct {
-	path string
+	path   string
+	fsyncs *atomic.Uint64 // the store's count
 
 	// syncMu serialises the operations that fsync or replace f (Sync,
 	// Compact, Close), so that Sync can fsync without holding mu: appends go
@@ -129,7 +137,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 	if err != nil {
 		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)
 	}
-	l := &Log{path: path, f: f}
+	l := &Log{path: path, f: f, fsyncs: &s.fsyncs}
 	records, good, total, err := readFile(f)
 	if err != nil {
 		f.Close()
@@ -330,6 +338,7 @@ func (l *Log) Sync() error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", l.path, err)
 	}
+	l.fsyncs.Add(1)
 	l.mu.Lock()
 	l.synced = target
 	l.mu.Unlock()

@@ -3,8 +3,9 @@
 //
 // Every wait here is bounded in time; every process is ended by its own PID.
 
-import { spawn } from 'node:child_process'
+import { spawn, execFile } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -53,6 +54,27 @@ function tryConnect (port) {
     sock.setTimeout(500, () => done(false))
     sock.once('connect', () => done(true))
     sock.once('error', () => done(false))
+  })
+}
+
+/**
+ * One HTTP request on a new TCP connection (no keep-alive pool: a pooled idle connection
+ * to a config that a reload replaced is closed by that server's shutdown, and reusing it
+ * fails with "other side closed"). Bounded; resolves to {status, headers, body}.
+ * @param {string} url
+ * @param {{ method?: string, headers?: object, body?: string|Buffer, timeout?: number }} [o]
+ */
+export function httpRequest (url, { method = 'GET', headers = {}, body, timeout = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false, timeout }, (res) => {
+      const chunks = []
+      res.on('data', (d) => chunks.push(d))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeout} ms`)))
+    req.on('error', (e) => reject(new Error(`${method} ${url}: ${e.message}`)))
+    req.end(body)
   })
 }
 
@@ -188,25 +210,10 @@ export class TestServer {
       if (!bin) throw new Error('WIREDB_CADDY_BIN is not set (build it: cd <repo> && go build -o .bin/caddy ./cmd/caddy)')
       if (!fs.existsSync(bin)) throw new Error(`WIREDB_CADDY_BIN=${bin} does not exist`)
       this.caddyfile = path.join(this.tmpDir, 'Caddyfile')
-      fs.writeFileSync(this.caddyfile, caddyfileText({
-        port: this.port,
-        adminPort: this.adminPort,
-        dataDir: this.dataDir,
-        globalOptions: this.opts.globalOptions,
-        wiredbDirectives: this.opts.wiredbDirectives,
-        siteDirectives: this.opts.siteDirectives,
-        inRoute: this.opts.inRoute ?? (process.env.WIREDB_CADDY_ROUTE === '1')
-      }))
+      fs.writeFileSync(this.caddyfile, this.caddyfileText())
       cmd = path.resolve(bin)
       args = ['run', '--config', this.caddyfile, '--adapter', 'caddyfile']
-      const home = path.join(this.tmpDir, 'home')
-      env = {
-        ...process.env,
-        HOME: home,
-        XDG_DATA_HOME: path.join(home, 'data'),
-        XDG_CONFIG_HOME: path.join(home, 'config'),
-        ...this.opts.env
-      }
+      env = this._caddyEnv()
       cwd = this.tmpDir
     } else {
       cmd = process.execPath
@@ -241,6 +248,73 @@ export class TestServer {
       throw new Error(err)
     }
     return this
+  }
+
+  /** the Caddyfile of the current options (this.opts; a reload or a later start() uses it) */
+  caddyfileText () {
+    return caddyfileText({
+      port: this.port,
+      adminPort: this.adminPort,
+      dataDir: this.dataDir,
+      globalOptions: this.opts.globalOptions,
+      wiredbDirectives: this.opts.wiredbDirectives,
+      siteDirectives: this.opts.siteDirectives,
+      inRoute: this.opts.inRoute ?? (process.env.WIREDB_CADDY_ROUTE === '1')
+    })
+  }
+
+  _caddyEnv () {
+    const home = path.join(this.tmpDir, 'home')
+    return {
+      ...process.env,
+      HOME: home,
+      XDG_DATA_HOME: path.join(home, 'data'),
+      XDG_CONFIG_HOME: path.join(home, 'config'),
+      ...this.opts.env
+    }
+  }
+
+  /**
+   * Reloads the running Caddy with changed options (merged into this.opts, so a later
+   * start() uses them too): through the admin API (`POST /load`, text/caddyfile) or with
+   * `caddy reload --address <admin>`. Needs startServer({ admin: true }). Bounded in time;
+   * throws unless Caddy accepted the new config.
+   * @param {object} changes e.g. { siteDirectives: [...], wiredbDirectives: [...] }
+   * @param {{ via?: 'api'|'cli', timeout?: number }} [o]
+   * @returns {Promise<{ via: string, ms: number, output: string }>}
+   */
+  async reload (changes = {}, { via = 'api', timeout = 15000 } = {}) {
+    if (this.mode !== 'caddy') throw new Error('reload: only the caddy server can be reloaded')
+    if (!this.adminPort) throw new Error('reload: needs the admin endpoint (startServer({ admin: true }))')
+    if (!this.running) throw new Error('reload: server is not running')
+    Object.assign(this.opts, changes)
+    const text = this.caddyfileText()
+    fs.writeFileSync(this.caddyfile, text)
+    const t0 = Date.now()
+    if (via === 'api') {
+      // (the admin server itself is replaced on every load: a new connection each time)
+      const res = await httpRequest(`${this.adminUrl}/load`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/caddyfile' },
+        body: text,
+        timeout
+      })
+      if (res.status !== 200) throw new Error(`reload: POST ${this.adminUrl}/load answered ${res.status}: ${res.body}`)
+      return { via, ms: Date.now() - t0, output: res.body }
+    }
+    if (via === 'cli') {
+      const bin = path.resolve(process.env.WIREDB_CADDY_BIN)
+      const args = ['reload', '--config', this.caddyfile, '--adapter', 'caddyfile', '--address', `127.0.0.1:${this.adminPort}`]
+      const output = await new Promise((resolve, reject) => {
+        // execFile's timeout ends this one child (by its PID)
+        execFile(bin, args, { cwd: this.tmpDir, env: this._caddyEnv(), timeout, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+          if (err) reject(new Error(`reload: ${bin} ${args.join(' ')} failed (${err.killed ? 'timed out' : `exit ${err.code}`}):\n${stdout}${stderr}`))
+          else resolve(stdout + stderr)
+        })
+      })
+      return { via, ms: Date.now() - t0, output }
+    }
+    throw new Error(`reload: via must be 'api' or 'cli', got ${via}`)
   }
 
   async _waitExit (timeoutMs) {

@@ -1,0 +1,140 @@
+package roomhub
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// typingUpdate is one keystroke as Yjs encodes it: client types ch at
+// clock, right after its own previous character (its origin), in the root
+// text "t". Updates of one client with clocks 0, 1, 2, ... type a string.
+func typingUpdate(client, clock uint64, ch byte) []byte {
+	u := []byte{1, 1}
+	u = yproto.AppendVarUint(u, client)
+	u = yproto.AppendVarUint(u, clock)
+	if clock == 0 {
+		u = append(u, 4, 1) // ContentString, parent is the root type...
+		u = yproto.AppendVarString(u, "t")
+	} else {
+		u = append(u, 4|0x80) // ...or, with an origin, implied by it
+		u = yproto.AppendVarUint(u, client)
+		u = yproto.AppendVarUint(u, clock-1)
+	}
+	u = yproto.AppendVarString(u, string([]byte{ch}))
+	return append(u, 0) // no deletes
+}
+
+func benchHub(b *testing.B, opts Options) *Hub {
+	b.Helper()
+	store, err := storage.OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	hub := New(store, opts)
+	b.Cleanup(func() { hub.Close() })
+	return hub
+}
+
+// BenchmarkAppend measures updates/s stored (and, with no connections,
+// relayed to nobody) by one room under each fsync policy, with one writer
+// and with 16 concurrent writers. Under "always" an update counts once it
+// is fsynced: group commit makes one fsync cover every update that arrived
+// during the previous one. Compaction is out of the picture (bounds too
+// high) so this is the append path alone.
+func BenchmarkAppend(b *testing.B) {
+	for _, mode := range []FsyncMode{FsyncNever, FsyncInterval, FsyncAlways} {
+		for _, writers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("fsync=%s/writers=%d", mode, writers), func(b *testing.B) {
+				hub := benchHub(b, Options{Fsync: FsyncPolicy{Mode: mode}, CompactRecords: 1 << 30, CompactBytes: 1 << 40})
+				r, err := hub.acquire("bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer hub.release(r)
+				fsyncs0 := hub.store.Fsyncs()
+				var clients atomic.Uint64
+				write := func(next func() bool) {
+					client := clients.Add(1)
+					for clock := uint64(0); next(); clock++ {
+						if err := r.applyUpdate(nil, typingUpdate(client, clock, 'a'), yproto.UpdateInfo{}, nil, false); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				if writers == 1 {
+					i := 0
+					write(func() bool { i++; return i <= b.N })
+				} else {
+					b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+					b.RunParallel(func(pb *testing.PB) { write(pb.Next) })
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+				b.ReportMetric(float64(hub.store.Fsyncs()-fsyncs0)/float64(b.N), "fsyncs/update")
+			})
+		}
+	}
+}
+
+// BenchmarkLoadRoom measures loading a room of 100k keystrokes from its
+// file, to the point where a client can be greeted (state vector ready):
+// as 100k records, and after compaction as one.
+func BenchmarkLoadRoom(b *testing.B) {
+	const records = 100_000
+	for _, compacted := range []bool{false, true} {
+		name := "records=100000"
+		if compacted {
+			name = "compacted"
+		}
+		b.Run(name, func(b *testing.B) {
+			hub := benchHub(b, Options{})
+			log, _, _, err := hub.store.Open("doc")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var all [][]byte
+			for i := range records {
+				// Four writers taking turns, as in a shared document.
+				u := typingUpdate(uint64(1+i%4), uint64(i/4), byte('a'+i%26))
+				all = append(all, u)
+				if err := log.Append(u); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if compacted {
+				r := newRoom(hub, "doc")
+				r.tail = all
+				merged, err := r.stateLocked()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := log.Compact(merged); err != nil {
+					b.Fatal(err)
+				}
+			}
+			size := log.Size()
+			log.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r := newRoom(hub, "doc")
+				if err := r.load(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := r.stateVectorLocked(); err != nil {
+					b.Fatal(err)
+				}
+				r.log.Close()
+			}
+			b.ReportMetric(float64(size), "file-bytes")
+		})
+	}
+}
