@@ -287,14 +287,16 @@ func (h *Hub) release(r *room) {
 	if r.refs > 0 || h.closed {
 		return
 	}
-	var t *time.Timer
-	t = time.AfterFunc(h.opts.IdleUnload, func() { h.unloadIdle(r, t) })
-	r.idleTimer = t
+	// The generation tells this timer from a later one: a timer stopped too
+	// late (it already fired) finds a newer generation and does nothing.
+	r.idleGen++
+	gen := r.idleGen
+	r.idleTimer = time.AfterFunc(h.opts.IdleUnload, func() { h.unloadIdle(r, gen) })
 }
 
-func (h *Hub) unloadIdle(r *room, t *time.Timer) {
+func (h *Hub) unloadIdle(r *room, gen uint64) {
 	h.mu.Lock()
-	if r.refs > 0 || r.idleTimer != t || h.closed || r.unloading {
+	if r.refs > 0 || r.idleGen != gen || r.idleTimer == nil || h.closed || r.unloading {
 		h.mu.Unlock()
 		return
 	}
@@ -411,4 +413,11 @@ func roomUnavailableReason(err error) string {
 	default:
 		return "room unavailable: storage error"
 	}
+}
+
+// roomCount is the number of rooms in memory, loading or loaded.
+func (h *Hub) roomCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.rooms)
 }

@@ -2,8 +2,10 @@ package roomhub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -312,4 +314,64 @@ func testConcurrentRooms(t *testing.T, policy FsyncPolicy) {
 			}
 		}
 	}
+}
+
+// randomEdits returns the incremental updates of clients y-crdt docs making
+// n random edits: text inserts and deletes and map overwrites, with the
+// docs exchanging their state now and then so edits build on each other.
+func randomEdits(t *testing.T, clients, n int) [][]byte {
+	t.Helper()
+	ycrdtMu.Lock()
+	defer ycrdtMu.Unlock()
+	rng := rand.New(rand.NewPCG(uint64(clients), uint64(n)))
+	docs := make([]*y.Doc, clients)
+	svs := make([][]byte, clients)
+	for i := range docs {
+		docs[i] = y.NewDoc(fmt.Sprintf("d%d", i), true, y.DefaultGCFilter, nil, false)
+		svs[i] = y.EncodeStateVector(docs[i], nil, y.NewUpdateEncoderV1())
+	}
+	var updates [][]byte
+	for step := range n {
+		i := rng.IntN(clients)
+		d := docs[i]
+		txt := d.GetText("t")
+		switch l := txt.Length(); {
+		case l > 4 && rng.IntN(4) == 0:
+			txt.Delete(rng.IntN(l-2), 2)
+		case rng.IntN(5) == 0:
+			d.GetMap("m").(*y.YMap).Set(fmt.Sprintf("k%d", rng.IntN(10)), step)
+		default:
+			txt.Insert(rng.IntN(l+1), string(rune('a'+step%26)), nil)
+		}
+		updates = append(updates, y.EncodeStateAsUpdate(d, svs[i]))
+		svs[i] = y.EncodeStateVector(d, nil, y.NewUpdateEncoderV1())
+		if rng.IntN(40) == 0 {
+			j := rng.IntN(clients)
+			y.ApplyUpdate(docs[j], y.EncodeStateAsUpdate(d, nil), nil)
+			svs[j] = y.EncodeStateVector(docs[j], nil, y.NewUpdateEncoderV1())
+		}
+	}
+	return updates
+}
+
+// readDoc applies updates to a fresh y-crdt doc and returns its text "t",
+// its map "m" as JSON and its state vector (printed as a sorted map).
+func readDoc(t *testing.T, updates ...[]byte) (text, mapJSON, sv string) {
+	t.Helper()
+	ycrdtMu.Lock()
+	defer ycrdtMu.Unlock()
+	d := y.NewDoc("reader", true, y.DefaultGCFilter, nil, false)
+	for _, u := range updates {
+		y.ApplyUpdate(d, u, nil)
+	}
+	m, err := json.Marshal(d.GetMap("m").(*y.YMap).ToJson())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The encoding orders clients as a Go map iterates: compare decoded.
+	svMap, err := yproto.ValidateStateVector(y.EncodeStateVector(d, nil, y.NewUpdateEncoderV1()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.GetText("t").ToString(), string(m), fmt.Sprint(svMap)
 }

@@ -27,6 +27,7 @@ type room struct {
 	// Guarded by hub.mu.
 	refs      int
 	idleTimer *time.Timer
+	idleGen   uint64 // which arming of idleTimer is current
 	unloading bool
 	ready     chan struct{} // closed when loading ended; loadErr is set then
 	loadErr   error

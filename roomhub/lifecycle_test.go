@@ -1,0 +1,135 @@
+package roomhub
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// textInsert is an update in which client inserts s into the root text "t"
+// at clock 0.
+func textInsert(client uint64, s string) []byte {
+	u := []byte{1, 1}
+	u = yproto.AppendVarUint(u, client)
+	u = append(u, 0, 4, 1) // clock 0, ContentString, parent is a root type
+	u = yproto.AppendVarString(u, "t")
+	u = yproto.AppendVarString(u, s)
+	return append(u, 0)
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// Rooms left without connections are unloaded after the idle grace period
+// and give their memory back; the next join loads them again, whole.
+func TestUnloadedRoomsReleaseMemory(t *testing.T) {
+	const rooms, size = 400, 64 << 10
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{IdleUnload: 50 * time.Millisecond})
+	base := heapAlloc()
+
+	held := make([]*room, rooms)
+	for i := range held {
+		r, err := hub.acquire(fmt.Sprintf("room-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := textInsert(uint64(i+1), strings.Repeat(string(rune('a'+i%26)), size))
+		if err := r.applyUpdate(nil, u, yproto.UpdateInfo{}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		held[i] = r
+	}
+	loaded := heapAlloc()
+	if loaded < base+rooms*size {
+		t.Fatalf("heap with %d rooms of %d KiB loaded grew by only %d KiB; the test measures nothing", rooms, size>>10, (loaded-base)>>10)
+	}
+	for _, r := range held {
+		hub.release(r)
+	}
+	held = nil
+	deadline := time.Now().Add(20 * time.Second)
+	for hub.roomCount() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rooms still loaded 20 s after their last connection left", hub.roomCount())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := heapAlloc()
+	t.Logf("heap: %d KiB at start, %d KiB with %d rooms loaded, %d KiB after they unloaded",
+		base>>10, loaded>>10, rooms, after>>10)
+	if after > base+(loaded-base)/10 {
+		t.Fatalf("unloading kept %d KiB of the %d KiB the rooms took", (after-base)>>10, (loaded-base)>>10)
+	}
+
+	// Transparent reload.
+	r, err := hub.acquire("room-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.release(r)
+	r.mu.Lock()
+	state, err := r.stateLocked()
+	r.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := textOf(t, state, "t"); got != strings.Repeat("h", size) {
+		t.Fatalf("reloaded room-7 holds %d chars of text, want %d", len(got), size)
+	}
+}
+
+// Compaction (during traffic and at unload) rewrites the file as one update
+// holding exactly the same document: same text, map and state vector, with
+// concurrent inserts, deletes and map overwrites from two clients.
+func TestCompactionKeepsContent(t *testing.T) {
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{CompactRecords: 50})
+	r, err := hub.acquire("doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := randomEdits(t, 2, 400)
+	for _, u := range updates {
+		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.applyUpdate(nil, u, info, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.log.Records(); n >= 50 {
+		t.Fatalf("%d records in the file after %d updates with compact 50", n, len(updates))
+	}
+	hub.release(r)
+	hub.Close()
+
+	store := hub.store
+	log, records, _, err := store.Open("doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Close()
+	if len(records) != 1 {
+		t.Fatalf("%d records after unload, want 1", len(records))
+	}
+	wantText, wantMap, wantSV := readDoc(t, updates...)
+	gotText, gotMap, gotSV := readDoc(t, records[0])
+	if gotText != wantText || gotMap != wantMap || gotSV != wantSV {
+		t.Fatalf("compacted file differs from the updates:\ntext %q\nwant %q\nmap %s want %s\nsv %s want %s",
+			gotText, wantText, gotMap, wantMap, gotSV, wantSV)
+	}
+	if len(wantText) < 50 {
+		t.Fatalf("the edits left little to compare: %q", wantText)
+	}
+}
