@@ -247,14 +247,22 @@ async def test_server_written_file_opens_with_wire_file(make_server):
         del m0["k"]
         await wait_until(lambda: snapshot(c0.doc) == snapshot(c1.doc), what="convergence")
         expected = snapshot(c0.doc)
+        # Before compaction: the live file, one record per update, read from a copy
+        # (wire-file may squash a file it opens).
+        live = srv.room_file(room).read_bytes()
+        assert len(parse_wiredb_file(live)) > 1, "the live file is already compacted"
+        before = srv.data_dir.parent / "before-compaction.y"
+        before.write_bytes(live)
+        assert await read_with_wire_file(before) == expected
     assert srv.stop() == 0, srv.log_tail()
 
+    # After compaction (the server compacts on stop): one record, same content.
     path = srv.room_file(room)
     assert path.is_file(), f"no {path.name} in {sorted(p.name for p in srv.data_dir.iterdir())}"
     data = path.read_bytes()
     assert data.startswith(b"0.0.1\x00"), data[:16]
     records = parse_wiredb_file(data)
-    assert records, "no record"
+    assert len(records) == 1, f"{len(records)} records after a graceful stop, want 1 (compacted)"
     assert snapshot(doc_from_records(records)) == expected  # pycrdt reads each record
     assert await read_with_wire_file(path) == expected  # and so does wire-file
 
