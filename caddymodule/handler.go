@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -104,7 +106,18 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // hubEntry is the UsagePool value; Destruct runs when the last handler
 // using the directory is cleaned up (a stop, or a config without it).
-type hubEntry struct{ hub *roomhub.Hub }
+type hubEntry struct{ *sharedHub }
+
+// sharedHub is a hub and the settings it was last given, by which config
+// load: handlers of one load must agree on them, and a later load (a
+// reload) replaces them.
+type sharedHub struct {
+	hub *roomhub.Hub
+
+	mu       sync.Mutex
+	loadedBy context.Context // the caddy.Context of the config that set opts
+	opts     roomhub.Options // without Logger
+}
 
 func (e hubEntry) Destruct() error { return e.hub.Close() }
 
@@ -123,7 +136,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxMessageSize == 0 {
 		h.MaxMessageSize = roomhub.DefaultMaxMessageSize
 	}
-	policy, err := h.fsyncPolicy()
+	opts, err := h.hubOptions()
 	if err != nil {
 		return err
 	}
@@ -132,40 +145,69 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("resolving data directory: %w", err)
 	}
 	h.hubKey = abs
-	val, _, err := hubs.LoadOrNew(abs, func() (caddy.Destructor, error) {
+	val, loaded, err := hubs.LoadOrNew(abs, func() (caddy.Destructor, error) {
 		store, err := storage.OpenStore(abs)
 		if err != nil {
 			return nil, err
 		}
-		hub := roomhub.New(store, roomhub.Options{
-			MaxMessageSize:     h.MaxMessageSize,
-			OutboundQueueBytes: h.OutboundQueueSize,
-			WriteTimeout:       time.Duration(h.WriteTimeout),
-			PingInterval:       time.Duration(h.PingInterval),
-			IdleUnload:         time.Duration(h.RoomIdleTimeout),
-			CompactRecords:     h.CompactRecords,
-			CompactBytes:       h.CompactBytes,
-			Fsync:              policy,
-			Logger:             h.logger.Named("hub"),
-		})
-		h.logger.Info("opened data directory", zap.String("data_dir", abs), zap.String("fsync", h.fsyncName()))
-		return hubEntry{hub: hub}, nil
+		withLogger := opts
+		withLogger.Logger = h.logger.Named("hub")
+		hub := roomhub.New(store, withLogger)
+		h.logger.Info("opened data directory", zap.String("data_dir", abs), zap.String("fsync", opts.Fsync.Mode.String()))
+		return hubEntry{&sharedHub{hub: hub, loadedBy: ctx.Context, opts: opts}}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening data directory %s: %w", abs, err)
 	}
-	h.hub = val.(hubEntry).hub
-	if policy.Mode == roomhub.FsyncNever {
+	shared := val.(hubEntry).sharedHub
+	h.hub = shared.hub
+	if loaded {
+		// On an error Caddy runs Cleanup, which releases the hub.
+		if err := shared.configure(ctx, opts, h.logger); err != nil {
+			return fmt.Errorf("data_dir %s: %w", abs, err)
+		}
+	}
+	if opts.Fsync.Mode == roomhub.FsyncNever {
 		h.logger.Warn("fsync never: updates survive a crash of Caddy but not a power loss")
 	}
 	return nil
 }
 
-func (h *Handler) fsyncName() string {
-	if h.Fsync == "" {
-		return "interval"
+// configure applies the settings of a handler provisioned after the hub
+// was created. Within one config every handler of a data directory must
+// agree; a new config (a reload) reconfigures the running hub.
+func (s *sharedHub) configure(ctx caddy.Context, opts roomhub.Options, logger *zap.Logger) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loadedBy == ctx.Context {
+		if opts != s.opts {
+			return fmt.Errorf("wiredb routes sharing a data directory must have the same fsync, compact, " +
+				"outbound_queue_size, write_timeout, ping_interval and room_idle_timeout settings")
+		}
+		return nil
 	}
-	return h.Fsync
+	withLogger := opts
+	withLogger.Logger = logger.Named("hub")
+	s.hub.Reconfigure(withLogger)
+	s.loadedBy, s.opts = ctx.Context, opts
+	return nil
+}
+
+// hubOptions are the handler's settings of the hub (per data directory).
+func (h *Handler) hubOptions() (roomhub.Options, error) {
+	policy, err := h.fsyncPolicy()
+	if err != nil {
+		return roomhub.Options{}, err
+	}
+	return roomhub.Options{
+		OutboundQueueBytes: h.OutboundQueueSize,
+		WriteTimeout:       time.Duration(h.WriteTimeout),
+		PingInterval:       time.Duration(h.PingInterval),
+		IdleUnload:         time.Duration(h.RoomIdleTimeout),
+		CompactRecords:     h.CompactRecords,
+		CompactBytes:       h.CompactBytes,
+		Fsync:              policy,
+	}, nil
 }
 
 func (h *Handler) fsyncPolicy() (roomhub.FsyncPolicy, error) {

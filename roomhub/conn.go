@@ -14,7 +14,7 @@ import (
 type conn struct {
 	ws       *websocket.Conn
 	readOnly bool
-	opts     *Options
+	hub      *Hub
 
 	mu        sync.Mutex
 	queue     [][]byte
@@ -33,11 +33,11 @@ type conn struct {
 	awarenessIDs map[uint64]struct{}
 }
 
-func newConn(ws *websocket.Conn, readOnly bool, opts *Options) *conn {
+func newConn(ws *websocket.Conn, readOnly bool, hub *Hub) *conn {
 	return &conn{
 		ws:        ws,
 		readOnly:  readOnly,
-		opts:      opts,
+		hub:       hub,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		writerEnd: make(chan struct{}),
@@ -55,7 +55,7 @@ func (c *conn) enqueue(msg []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if c.queued > 0 && c.queued+len(msg) > c.opts.OutboundQueueBytes {
+	if c.queued > 0 && c.queued+len(msg) > c.hub.options().OutboundQueueBytes {
 		c.mu.Unlock()
 		return false
 	}
@@ -73,7 +73,7 @@ func (c *conn) enqueue(msg []byte) bool {
 // the connection closes.
 func (c *conn) writeLoop() {
 	defer close(c.writerEnd)
-	ping := time.NewTicker(c.opts.PingInterval)
+	ping := time.NewTicker(c.hub.options().PingInterval)
 	defer ping.Stop()
 	var batch [][]byte
 	for {
@@ -81,7 +81,7 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		case <-ping.C:
-			ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), c.hub.options().WriteTimeout)
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
@@ -94,7 +94,7 @@ func (c *conn) writeLoop() {
 			c.queued = 0
 			c.mu.Unlock()
 			for i, msg := range batch {
-				ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), c.hub.options().WriteTimeout)
 				err := c.ws.Write(ctx, websocket.MessageBinary, msg)
 				cancel()
 				batch[i] = nil

@@ -25,9 +25,8 @@ var (
 
 // Hub owns the rooms of one data directory. It is safe for concurrent use.
 type Hub struct {
-	store  *storage.Store
-	opts   Options
-	logger *zap.Logger
+	store *storage.Store
+	opts  atomic.Pointer[Options] // replaced whole by Reconfigure
 
 	ctx    context.Context // cancelled by Close once the grace period ends
 	cancel context.CancelFunc
@@ -43,22 +42,31 @@ type Hub struct {
 
 // New returns a Hub storing rooms in store.
 func New(store *storage.Store, opts Options) *Hub {
-	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		store:  store,
-		opts:   opts,
-		logger: opts.Logger,
 		ctx:    ctx,
 		cancel: cancel,
 		rooms:  make(map[string]*room),
 	}
-	if opts.Fsync.Mode == FsyncInterval {
-		h.background.Add(1)
-		go h.syncLoop()
-	}
+	h.Reconfigure(opts)
+	h.background.Add(1)
+	go h.syncLoop()
 	return h
 }
+
+// Reconfigure replaces the hub's options, e.g. on a config reload. Rooms and
+// connections carry on: every later decision (fsync, compaction, queue
+// bounds, timeouts, idle unload) follows the new options; a connection's
+// ping period is the one it started with.
+func (h *Hub) Reconfigure(opts Options) {
+	opts = opts.withDefaults()
+	h.opts.Store(&opts)
+}
+
+func (h *Hub) options() *Options { return h.opts.Load() }
+
+func (h *Hub) log() *zap.Logger { return h.options().Logger }
 
 // ConnOptions are per-connection settings; zero values take the hub's.
 type ConnOptions struct {
@@ -84,15 +92,15 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 
 	limit := co.MaxMessageSize
 	if limit <= 0 {
-		limit = h.opts.MaxMessageSize
+		limit = h.options().MaxMessageSize
 	}
 	ws.SetReadLimit(limit)
-	c := newConn(ws, co.ReadOnly, &h.opts)
+	c := newConn(ws, co.ReadOnly, h)
 	defer func() { <-c.wsClosed }()
 
 	r, err := h.acquire(key)
 	if err != nil {
-		h.logger.Error("opening room", zap.String("room", key), zap.Error(err))
+		h.log().Error("opening room", zap.String("room", key), zap.Error(err))
 		c.close(websocket.StatusInternalError, roomUnavailableReason(err))
 		return err
 	}
@@ -117,7 +125,7 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 func (h *Hub) readLoop(r *room, c *conn) (code websocket.StatusCode, reason string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			h.logger.Error("panic while handling a message", zap.String("room", r.key),
+			h.log().Error("panic while handling a message", zap.String("room", r.key),
 				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 			code, reason, err = websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", v)
 		}
@@ -134,7 +142,7 @@ func (h *Hub) readLoop(r *room, c *conn) (code websocket.StatusCode, reason stri
 			return websocket.StatusUnsupportedData, "text frames are not supported", nil
 		}
 		if perr := h.handle(r, c, frame); perr != nil {
-			if ce := h.logger.Check(zapcore.DebugLevel, "closing connection"); ce != nil {
+			if ce := h.log().Check(zapcore.DebugLevel, "closing connection"); ce != nil {
 				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason))
 			}
 			return perr.code, perr.reason, perr
@@ -194,7 +202,7 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 			}
 		}
 	case yproto.MessageAwareness:
-		entries, err := yproto.DecodeAwarenessUpdate(msg.Payload, h.opts.MaxAwarenessEntries)
+		entries, err := yproto.DecodeAwarenessUpdate(msg.Payload, h.options().MaxAwarenessEntries)
 		if err != nil {
 			return invalid("invalid awareness update", err)
 		}
@@ -253,7 +261,7 @@ func (h *Hub) acquire(key string) (*room, error) {
 			start := time.Now()
 			r.loadErr = r.load()
 			if r.loadErr == nil {
-				h.logger.Info("loaded room", zap.String("room", key), zap.String("path", r.log.Path()),
+				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.log.Path()),
 					zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
 			}
 			close(r.ready)
@@ -291,7 +299,7 @@ func (h *Hub) release(r *room) {
 	// late (it already fired) finds a newer generation and does nothing.
 	r.idleGen++
 	gen := r.idleGen
-	r.idleTimer = time.AfterFunc(h.opts.IdleUnload, func() { h.unloadIdle(r, gen) })
+	r.idleTimer = time.AfterFunc(h.options().IdleUnload, func() { h.unloadIdle(r, gen) })
 }
 
 func (h *Hub) unloadIdle(r *room, gen uint64) {
@@ -314,19 +322,24 @@ func (h *Hub) unloadIdle(r *room, gen uint64) {
 	h.mu.Unlock()
 }
 
-// syncLoop flushes every room's file once per interval (fsync interval).
+// syncLoop flushes every room's file once per interval while the policy
+// is fsync interval. It runs under every policy, since Reconfigure may
+// change the policy.
 func (h *Hub) syncLoop() {
 	defer h.background.Done()
-	t := time.NewTicker(h.opts.Fsync.Interval)
+	t := time.NewTimer(h.options().Fsync.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			for _, r := range h.loadedRooms() {
-				r.syncLog()
+			if h.options().Fsync.Mode == FsyncInterval {
+				for _, r := range h.loadedRooms() {
+					r.syncLog()
+				}
 			}
+			t.Reset(h.options().Fsync.Interval)
 		}
 	}
 }
@@ -373,8 +386,8 @@ func (h *Hub) Close() error {
 	go func() { h.serving.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(h.opts.ShutdownTimeout):
-		h.logger.Warn("connections still open at shutdown timeout")
+	case <-time.After(h.options().ShutdownTimeout):
+		h.log().Warn("connections still open at shutdown timeout")
 	}
 	h.cancel()
 	h.background.Wait()
@@ -421,3 +434,6 @@ func (h *Hub) roomCount() int {
 	defer h.mu.Unlock()
 	return len(h.rooms)
 }
+
+// Options returns the hub's current options.
+func (h *Hub) Options() Options { return *h.options() }

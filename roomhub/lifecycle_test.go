@@ -133,3 +133,46 @@ func TestCompactionKeepsContent(t *testing.T) {
 		t.Fatalf("the edits left little to compare: %q", wantText)
 	}
 }
+
+// Reconfigure (a config reload) applies to rooms already loaded: here the
+// compaction bound, then the fsync policy, change under a live room whose
+// connection stays open and keeps relaying.
+func TestReconfigureAppliesToLoadedRooms(t *testing.T) {
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{Fsync: FsyncPolicy{Mode: FsyncNever}})
+	url := testServer(t, hub)
+	a, b := dial(t, url+"/live"), dial(t, url+"/live")
+	a.next(isSync(yproto.SyncStep1))
+	b.next(isSync(yproto.SyncStep1))
+	w := newDocWriter()
+	send := func(n int) {
+		for i := range n {
+			a.send(yproto.AppendSyncUpdate(nil, w.insert("t", fmt.Sprint(i%10))))
+			b.next(isSync(yproto.SyncUpdate))
+		}
+	}
+	records := func() int {
+		r, err := hub.acquire("live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hub.release(r)
+		return r.log.Records()
+	}
+	send(30)
+	if n := records(); n != 30 {
+		t.Fatalf("%d records before the reload, want 30", n)
+	}
+	hub.Reconfigure(Options{CompactRecords: 10, Fsync: FsyncPolicy{Mode: FsyncAlways}})
+	fsyncs := hub.store.Fsyncs()
+	send(5)
+	if n := records(); n >= 10 {
+		t.Fatalf("%d records after reconfiguring compact 10", n)
+	}
+	if hub.store.Fsyncs() == fsyncs {
+		t.Fatal("no fsync after reconfiguring fsync always")
+	}
+	if got := textOf(t, b.fullState(), "t"); len(got) != 35 {
+		t.Fatalf("room text has %d characters, want 35", len(got))
+	}
+}

@@ -85,11 +85,11 @@ func (r *room) load() error {
 		return err
 	}
 	for _, tmp := range rec.RemovedTemps {
-		r.hub.logger.Warn("removed temp file of an interrupted compaction",
+		r.hub.log().Warn("removed temp file of an interrupted compaction",
 			zap.String("room", r.key), zap.String("path", tmp))
 	}
 	if rec.TruncatedBytes > 0 {
-		r.hub.logger.Warn("cut torn last record of room file",
+		r.hub.log().Warn("cut torn last record of room file",
 			zap.String("room", r.key), zap.String("path", log.Path()),
 			zap.Int64("truncated_bytes", rec.TruncatedBytes))
 	}
@@ -266,7 +266,9 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 	if frame == nil {
 		frame = yproto.AppendSyncUpdate(nil, update)
 	}
-	if r.hub.opts.Fsync.Mode != FsyncAlways {
+	// Updates already waiting for an fsync keep their place in line even
+	// if a reload changed the policy meanwhile.
+	if r.hub.options().Fsync.Mode != FsyncAlways && len(r.pending) == 0 {
 		r.acceptLocked(update, frame, from)
 		r.compactIfDueLocked()
 		r.mu.Unlock()
@@ -310,7 +312,7 @@ func (r *room) commitPending() {
 		if err != nil {
 			// Written but maybe not durable, so never relayed. The senders
 			// are closed so that they resend it when they reconnect.
-			r.hub.logger.Error("syncing room file", zap.String("room", r.key),
+			r.hub.log().Error("syncing room file", zap.String("room", r.key),
 				zap.String("path", log.Path()), zap.Error(err))
 			for _, p := range batch {
 				if p.from != nil {
@@ -349,7 +351,7 @@ func (r *room) compactIfDueLocked() {
 	if len(r.pending) > 0 {
 		return
 	}
-	if len(r.tail) >= r.hub.opts.CompactRecords || r.tailBytes >= r.hub.opts.CompactBytes {
+	if o := r.hub.options(); len(r.tail) >= o.CompactRecords || r.tailBytes >= o.CompactBytes {
 		r.compactLocked()
 	}
 }
@@ -358,7 +360,7 @@ func (r *room) compactIfDueLocked() {
 // failure is logged and leaves the file as it was: appends go on.
 func (r *room) compactLocked() {
 	if err := r.foldLocked(); err != nil {
-		r.hub.logger.Error("merging room updates", zap.String("room", r.key), zap.Error(err))
+		r.hub.log().Error("merging room updates", zap.String("room", r.key), zap.Error(err))
 		return
 	}
 	if r.log.Records() <= 1 {
@@ -366,10 +368,10 @@ func (r *room) compactLocked() {
 	}
 	start := time.Now()
 	if err := r.log.Compact(r.snapshot); err != nil {
-		r.hub.logger.Error("compacting room file", zap.String("room", r.key), zap.String("path", r.log.Path()), zap.Error(err))
+		r.hub.log().Error("compacting room file", zap.String("room", r.key), zap.String("path", r.log.Path()), zap.Error(err))
 		return
 	}
-	r.hub.logger.Info("compacted room file", zap.String("room", r.key),
+	r.hub.log().Info("compacted room file", zap.String("room", r.key),
 		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
 }
 
@@ -449,11 +451,11 @@ func (r *room) unload() {
 		r.compactLocked()
 	}
 	if err := r.log.Close(); err != nil {
-		r.hub.logger.Error("closing room file", zap.String("room", r.key), zap.Error(err))
+		r.hub.log().Error("closing room file", zap.String("room", r.key), zap.Error(err))
 	}
 	r.log = nil
 	r.snapshot, r.tail, r.stateVector, r.coverage = nil, nil, nil, nil
-	r.hub.logger.Info("unloaded room", zap.String("room", r.key))
+	r.hub.log().Info("unloaded room", zap.String("room", r.key))
 }
 
 // syncLog flushes the room's file if it has unsynced writes.
@@ -466,6 +468,6 @@ func (r *room) syncLog() {
 		return
 	}
 	if err := log.Sync(); err != nil && !errors.Is(err, storage.ErrClosed) {
-		r.hub.logger.Error("syncing room file", zap.String("room", r.key), zap.String("path", log.Path()), zap.Error(err))
+		r.hub.log().Error("syncing room file", zap.String("room", r.key), zap.String("path", log.Path()), zap.Error(err))
 	}
 }
