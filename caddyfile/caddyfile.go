@@ -4,6 +4,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 
@@ -123,6 +124,14 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 			h.RoomIdleTimeout, err = durationArg(d)
 		case "compact":
 			err = parseCompact(d, h)
+		case "max_rooms":
+			h.MaxRooms, err = intArg(d)
+		case "max_connections_per_room":
+			h.MaxConnectionsPerRoom, err = intArg(d)
+		case "max_document_size":
+			h.MaxDocumentSize, err = sizeArg(d)
+		case "rate_limit":
+			err = parseRateLimit(d, h)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}
@@ -230,6 +239,27 @@ func parseCompact(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 			return err
 		}
 		h.CompactBytes = int(size)
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+// parseRateLimit reads `rate_limit <messages per second> [<bytes per second>]`.
+func parseRateLimit(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	n, err := strconv.ParseFloat(d.Val(), 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) {
+		return d.Errf("rate_limit: want a positive number of messages per second, got '%s'", d.Val())
+	}
+	h.RateLimitMessages = n
+	if d.NextArg() {
+		if h.RateLimitBytes, err = parseSize(d, d.Val()); err != nil {
+			return err
+		}
 		if d.NextArg() {
 			return d.ArgErr()
 		}

@@ -40,21 +40,30 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				ping_interval 20s
 				room_idle_timeout 1m
 				compact 500 2MiB
+				max_rooms 1000
+				max_connections_per_room 50
+				max_document_size 64MiB
+				rate_limit 100 1MiB
 			}`,
 			want: caddymodule.Handler{
-				DataDir:           "/var/lib/wiredb",
-				Room:              "{http.request.uri.query.doc}",
-				MaxMessageSize:    8 << 20,
-				MaxRoomKeyLength:  100,
-				ReadOnly:          true,
-				Fsync:             "interval",
-				FsyncInterval:     caddy.Duration(250 * time.Millisecond),
-				OutboundQueueSize: 1000000,
-				WriteTimeout:      caddy.Duration(5 * time.Second),
-				PingInterval:      caddy.Duration(20 * time.Second),
-				RoomIdleTimeout:   caddy.Duration(time.Minute),
-				CompactRecords:    500,
-				CompactBytes:      2 << 20,
+				DataDir:               "/var/lib/wiredb",
+				Room:                  "{http.request.uri.query.doc}",
+				MaxMessageSize:        8 << 20,
+				MaxRoomKeyLength:      100,
+				ReadOnly:              true,
+				Fsync:                 "interval",
+				FsyncInterval:         caddy.Duration(250 * time.Millisecond),
+				OutboundQueueSize:     1000000,
+				WriteTimeout:          caddy.Duration(5 * time.Second),
+				PingInterval:          caddy.Duration(20 * time.Second),
+				RoomIdleTimeout:       caddy.Duration(time.Minute),
+				CompactRecords:        500,
+				CompactBytes:          2 << 20,
+				MaxRooms:              1000,
+				MaxConnectionsPerRoom: 50,
+				MaxDocumentSize:       64 << 20,
+				RateLimitMessages:     100,
+				RateLimitBytes:        1 << 20,
 			},
 		},
 		{name: "fsync always", input: "wiredb {\nfsync always\n}", want: caddymodule.Handler{Fsync: "always"}},
@@ -71,6 +80,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "fsync always takes no interval", input: "wiredb {\n fsync always 1s\n}", wantErr: "wrong argument count"},
 		{name: "bad key length", input: "wiredb {\n max_room_key_length -3\n}", wantErr: "want a positive integer"},
 		{name: "bad compact", input: "wiredb {\n compact many\n}", wantErr: "want a positive record count"},
+		{name: "rate limit of messages only", input: "wiredb {\n rate_limit 2.5\n}", want: caddymodule.Handler{RateLimitMessages: 2.5}},
+		{name: "bad rate limit", input: "wiredb {\n\n rate_limit fast\n}", wantErr: "want a positive number of messages per second", wantAt: "at Testfile:3"},
+		{name: "bad rate limit size", input: "wiredb {\n rate_limit 10 lots\n}", wantErr: "invalid size 'lots'", wantAt: "at Testfile:2"},
+		{name: "bad max_rooms", input: "wiredb {\n max_rooms 0\n}", wantErr: "want a positive integer", wantAt: "at Testfile:2"},
+		{name: "bad document size", input: "wiredb {\n max_document_size big\n}", wantErr: "invalid size 'big'", wantAt: "at Testfile:2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -90,6 +90,26 @@ type Handler struct {
 	CompactRecords int `json:"compact_records,omitempty"`
 	CompactBytes   int `json:"compact_bytes,omitempty"`
 
+	// MaxRooms bounds the rooms loaded at once; a join that would load one
+	// more is closed with 1013. Default: no limit.
+	MaxRooms int `json:"max_rooms,omitempty"`
+
+	// MaxConnectionsPerRoom bounds one room's connections; one more is
+	// closed with 1013. Default: no limit.
+	MaxConnectionsPerRoom int `json:"max_connections_per_room,omitempty"`
+
+	// MaxDocumentSize bounds a room's document in bytes (its merged state
+	// plus the updates since); an update that would pass it is refused and
+	// its connection closed with 1008, the room keeping what it had.
+	// Default: no limit.
+	MaxDocumentSize int64 `json:"max_document_size,omitempty"`
+
+	// RateLimitMessages and RateLimitBytes bound what one connection may
+	// send per second, with a burst of one second's worth; a connection
+	// over either is closed with 1008. Default: no limit.
+	RateLimitMessages float64 `json:"rate_limit_messages,omitempty"`
+	RateLimitBytes    int64   `json:"rate_limit_bytes,omitempty"`
+
 	// Runtime state.
 	hubKey string
 	hub    *roomhub.Hub
@@ -182,7 +202,8 @@ func (s *sharedHub) configure(ctx caddy.Context, opts roomhub.Options, logger *z
 	if s.loadedBy == ctx.Context {
 		if opts != s.opts {
 			return fmt.Errorf("wiredb routes sharing a data directory must have the same fsync, compact, " +
-				"outbound_queue_size, write_timeout, ping_interval and room_idle_timeout settings")
+				"outbound_queue_size, write_timeout, ping_interval, room_idle_timeout, max_rooms, " +
+				"max_connections_per_room and max_document_size settings")
 		}
 		return nil
 	}
@@ -207,6 +228,9 @@ func (h *Handler) hubOptions() (roomhub.Options, error) {
 		CompactRecords:     h.CompactRecords,
 		CompactBytes:       h.CompactBytes,
 		Fsync:              policy,
+		MaxRooms:           h.MaxRooms,
+		MaxConnsPerRoom:    h.MaxConnectionsPerRoom,
+		MaxDocumentSize:    h.MaxDocumentSize,
 	}, nil
 }
 
@@ -238,6 +262,12 @@ func (h *Handler) Validate() error {
 	}
 	if h.CompactRecords < 0 || h.CompactBytes < 0 {
 		return fmt.Errorf("compact_records and compact_bytes must not be negative")
+	}
+	if h.MaxRooms < 0 || h.MaxConnectionsPerRoom < 0 || h.MaxDocumentSize < 0 {
+		return fmt.Errorf("max_rooms, max_connections_per_room and max_document_size must not be negative")
+	}
+	if h.RateLimitMessages < 0 || h.RateLimitBytes < 0 {
+		return fmt.Errorf("rate_limit_messages and rate_limit_bytes must not be negative")
 	}
 	if _, err := h.fsyncPolicy(); err != nil {
 		return err
@@ -278,7 +308,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The connection outlives this request's context on a config reload, so
 	// the hub, not r.Context(), owns it from here on.
-	_ = h.hub.Serve(key, ws, roomhub.ConnOptions{ReadOnly: h.ReadOnly, MaxMessageSize: h.MaxMessageSize})
+	_ = h.hub.Serve(key, ws, roomhub.ConnOptions{
+		ReadOnly:       h.ReadOnly,
+		MaxMessageSize: h.MaxMessageSize,
+		RateLimit:      roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
+	})
 	return nil
 }
 

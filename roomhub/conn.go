@@ -2,10 +2,12 @@ package roomhub
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
 )
 
 // conn is one client connection. Its outbound messages go through a bounded
@@ -73,6 +75,12 @@ func (c *conn) enqueue(msg []byte) bool {
 // the connection closes.
 func (c *conn) writeLoop() {
 	defer close(c.writerEnd)
+	defer func() {
+		if v := recover(); v != nil {
+			c.hub.log().Error("panic in connection writer", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			c.close(websocket.StatusInternalError, "internal error")
+		}
+	}()
 	ping := time.NewTicker(c.hub.options().PingInterval)
 	defer ping.Stop()
 	var batch [][]byte

@@ -21,6 +21,10 @@ var (
 	// ErrHubClosed is returned by Serve once Close has begun.
 	ErrHubClosed = errors.New("roomhub: hub closed")
 	errQueueFull = errors.New("roomhub: outbound queue full")
+
+	errTooManyRooms     = errors.New("roomhub: too many rooms")
+	errRoomFull         = errors.New("roomhub: room full")
+	errDocumentTooLarge = errors.New("roomhub: document size limit")
 )
 
 // Hub owns the rooms of one data directory. It is safe for concurrent use.
@@ -75,11 +79,20 @@ type ConnOptions struct {
 	ReadOnly bool
 	// MaxMessageSize bounds one inbound message; zero means the hub's.
 	MaxMessageSize int64
+	// RateLimit bounds the messages and bytes a connection may send; a
+	// connection over it is closed with 1008. Zero fields mean no limit.
+	RateLimit RateLimit
+}
+
+// RateLimit is a sustained rate with a burst of one second's worth.
+type RateLimit struct {
+	MessagesPerSecond float64
+	BytesPerSecond    float64
 }
 
 // Serve runs one WebSocket connection in room key until it ends. The caller
 // has accepted ws and keeps no other use of it. Serve closes ws.
-func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
+func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -97,8 +110,22 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 	ws.SetReadLimit(limit)
 	c := newConn(ws, co.ReadOnly, h)
 	defer func() { <-c.wsClosed }()
+	defer func() {
+		// The read loop recovers its own panics; this is for the rest.
+		if v := recover(); v != nil {
+			h.log().Error("panic while serving a connection", zap.String("room", key),
+				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			c.close(websocket.StatusInternalError, "internal error")
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
 
 	r, err := h.acquire(key)
+	if errors.Is(err, errTooManyRooms) {
+		h.log().Warn("refused a join: max_rooms reached", zap.String("room", key), zap.Int("max_rooms", h.options().MaxRooms))
+		c.close(websocket.StatusTryAgainLater, "server busy: too many rooms open")
+		return err
+	}
 	if err != nil {
 		h.log().Error("opening room", zap.String("room", key), zap.Error(err))
 		c.close(websocket.StatusInternalError, roomUnavailableReason(err))
@@ -107,22 +134,30 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 	defer h.release(r)
 
 	go c.writeLoop()
-	defer func() { <-c.writerEnd }()
+	defer func() {
+		// Already closed with its reason, unless a panic is unwinding.
+		c.close(websocket.StatusInternalError, "internal error")
+		<-c.writerEnd
+	}()
 
 	if err := r.join(c); err != nil {
-		c.close(websocket.StatusInternalError, "room unavailable")
+		if errors.Is(err, errRoomFull) {
+			c.close(websocket.StatusTryAgainLater, "room full")
+		} else {
+			c.close(websocket.StatusInternalError, "room unavailable")
+		}
 		return err
 	}
 	defer r.leave(c)
 
-	code, reason, err := h.readLoop(r, c)
+	code, reason, err := h.readLoop(r, c, newRateLimiter(co.RateLimit))
 	c.close(code, reason)
 	return err
 }
 
 // readLoop reads and handles messages until the connection ends, and
 // returns how to close it. A panic in handling closes only this connection.
-func (h *Hub) readLoop(r *room, c *conn) (code websocket.StatusCode, reason string, err error) {
+func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.StatusCode, reason string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			h.log().Error("panic while handling a message", zap.String("room", r.key),
@@ -137,6 +172,10 @@ func (h *Hub) readLoop(r *room, c *conn) (code websocket.StatusCode, reason stri
 				return cs, "", nil
 			}
 			return websocket.StatusGoingAway, "", nil
+		}
+		if !limit.allow(len(frame)) {
+			h.log().Warn("closing connection over its rate limit", zap.String("room", r.key))
+			return websocket.StatusPolicyViolation, "rate limit exceeded", nil
 		}
 		if typ != websocket.MessageBinary {
 			return websocket.StatusUnsupportedData, "text frames are not supported", nil
@@ -162,8 +201,15 @@ func invalid(what string, err error) *protocolError {
 	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + err.Error())}
 }
 
+// testHookHandle, when set by a test, runs before each inbound message is
+// handled (to inject panics).
+var testHookHandle func(frame []byte)
+
 // handle applies one inbound message.
 func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
+	if testHookHandle != nil {
+		testHookHandle(frame)
+	}
 	msg, err := yproto.DecodeMessage(frame)
 	if err != nil {
 		if errors.Is(err, yproto.ErrUnknownMessageType) {
@@ -222,6 +268,9 @@ func storageFailure(err error) *protocolError {
 	if errors.Is(err, errQueueFull) {
 		return &protocolError{websocket.StatusTryAgainLater, "client too slow: outbound queue full"}
 	}
+	if errors.Is(err, errDocumentTooLarge) {
+		return &protocolError{websocket.StatusPolicyViolation, "update refused: document size limit reached"}
+	}
 	return &protocolError{websocket.StatusInternalError, "server could not store the update"}
 }
 
@@ -254,6 +303,10 @@ func (h *Hub) acquire(key string) (*room, error) {
 			continue
 		}
 		if r == nil {
+			if max := h.options().MaxRooms; max > 0 && len(h.rooms) >= max {
+				h.mu.Unlock()
+				return nil, errTooManyRooms
+			}
 			r = newRoom(h, key)
 			h.rooms[key] = r
 			r.refs++

@@ -23,14 +23,21 @@ import (
 // testServer serves hub over a real WebSocket listener; the room key is the
 // URL path without its leading slash.
 func testServer(t *testing.T, hub *Hub) string {
+	return testServerWith(t, hub, ConnOptions{})
+}
+
+// testServerWith serves hub with the given connection options; ?ro=1 makes
+// a connection read-only.
+func testServerWith(t *testing.T, hub *Hub, co ConnOptions) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
-		readOnly := r.URL.Query().Get("ro") == "1"
-		hub.Serve(strings.TrimPrefix(r.URL.Path, "/"), ws, ConnOptions{ReadOnly: readOnly})
+		co := co
+		co.ReadOnly = co.ReadOnly || r.URL.Query().Get("ro") == "1"
+		hub.Serve(strings.TrimPrefix(r.URL.Path, "/"), ws, co)
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")

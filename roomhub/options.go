@@ -43,8 +43,22 @@ type Options struct {
 	CompactBytes        int
 	MaxAwarenessEntries int
 	ShutdownTimeout     time.Duration
-	Fsync               FsyncPolicy
-	Logger              *zap.Logger
+
+	// Optional limits; zero means none.
+
+	// MaxRooms bounds the rooms in memory; a join that would load one more
+	// is closed with 1013 (try again later).
+	MaxRooms int
+	// MaxConnsPerRoom bounds one room's connections; one more is closed
+	// with 1013.
+	MaxConnsPerRoom int
+	// MaxDocumentSize bounds a room's document, in bytes of its stored
+	// updates (merged state plus updates since): an update that would pass
+	// it is refused, its connection closed with 1008, and the room keeps
+	// what it had.
+	MaxDocumentSize int64
+	Fsync           FsyncPolicy
+	Logger          *zap.Logger
 }
 
 // FsyncPolicy says when appended updates are flushed to stable storage.

@@ -158,6 +158,9 @@ func (r *room) stateVectorLocked() ([]byte, error) {
 func (r *room) join(c *conn) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if max := r.hub.options().MaxConnsPerRoom; max > 0 && len(r.conns) >= max {
+		return errRoomFull
+	}
 	sv, err := r.stateVectorLocked()
 	if err != nil {
 		return err
@@ -247,21 +250,32 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 // The update reaches the file (write(2)) before any client can receive it.
 // Under fsync always it is relayed only once fsynced, by commitPending.
 func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) error {
+	commit, err := r.storeUpdate(from, update, info, frame, checkNew)
+	if commit {
+		r.commitPending()
+	}
+	return err
+}
+
+// storeUpdate is applyUpdate's part under the room lock. It reports whether
+// the caller must run commitPending (fsync always, and no one else is).
+func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) (commit bool, err error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.log == nil {
-		r.mu.Unlock()
-		return storage.ErrClosed
+		return false, storage.ErrClosed
 	}
 	if checkNew {
 		cov, err := r.coverageLocked()
 		if err == nil && cov.covers(info) {
-			r.mu.Unlock()
-			return nil
+			return false, nil
 		}
 	}
+	if max := r.hub.options().MaxDocumentSize; max > 0 && r.sizeLocked()+int64(len(update)) > max {
+		return false, errDocumentTooLarge
+	}
 	if err := r.log.Append(update); err != nil {
-		r.mu.Unlock()
-		return err
+		return false, err
 	}
 	if frame == nil {
 		frame = yproto.AppendSyncUpdate(nil, update)
@@ -271,19 +285,15 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 	if r.hub.options().Fsync.Mode != FsyncAlways && len(r.pending) == 0 {
 		r.acceptLocked(update, frame, from)
 		r.compactIfDueLocked()
-		r.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	r.pending = append(r.pending, pendingUpdate{update: update, frame: frame, from: from})
 	if r.committing {
 		// The committing goroutine's next fsync covers this update.
-		r.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	r.committing = true
-	r.mu.Unlock()
-	r.commitPending()
-	return nil
+	return true, nil
 }
 
 // commitPending is group commit: it fsyncs the room's file outside the room
@@ -291,6 +301,16 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 // relays every update that fsync covered, and repeats until none wait. One
 // fsync thus covers every update that arrived while the previous one ran.
 func (r *room) commitPending() {
+	defer func() {
+		if v := recover(); v != nil {
+			// Let a later update take over committing, then let the
+			// connection's recover handle the panic.
+			r.mu.Lock()
+			r.committing = false
+			r.mu.Unlock()
+			panic(v)
+		}
+	}()
 	for {
 		r.mu.Lock()
 		log, n := r.log, len(r.pending)
@@ -299,39 +319,55 @@ func (r *room) commitPending() {
 		if log != nil {
 			err = log.Sync() // covers at least the first n pending updates
 		}
-
-		r.mu.Lock()
-		if r.log == nil || r.log != log {
-			// Unloaded meanwhile: unload made everything durable.
-			r.pending, r.committing = nil, false
-			r.mu.Unlock()
+		if r.finishCommit(log, n, err) {
 			return
 		}
-		batch := r.pending[:n:n]
-		r.pending = r.pending[n:]
-		if err != nil {
-			// Written but maybe not durable, so never relayed. The senders
-			// are closed so that they resend it when they reconnect.
-			r.hub.log().Error("syncing room file", zap.String("room", r.key),
-				zap.String("path", log.Path()), zap.Error(err))
-			for _, p := range batch {
-				if p.from != nil {
-					p.from.close(websocket.StatusInternalError, "server could not store the update")
-				}
-			}
-		} else {
-			for _, p := range batch {
-				r.acceptLocked(p.update, p.frame, p.from)
-			}
-			r.compactIfDueLocked()
-		}
-		if len(r.pending) == 0 {
-			r.pending, r.committing = nil, false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
 	}
+}
+
+// finishCommit relays the n pending updates an fsync of log covered (or
+// drops them if it failed) and reports whether none are left waiting.
+func (r *room) finishCommit(log *storage.Log, n int, syncErr error) (done bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil || r.log != log {
+		// Unloaded meanwhile: unload made everything durable.
+		r.pending, r.committing = nil, false
+		return true
+	}
+	batch := r.pending[:n:n]
+	r.pending = r.pending[n:]
+	if syncErr != nil {
+		// Written but maybe not durable, so never relayed. The senders
+		// are closed so that they resend it when they reconnect.
+		r.hub.log().Error("syncing room file", zap.String("room", r.key),
+			zap.String("path", log.Path()), zap.Error(syncErr))
+		for _, p := range batch {
+			if p.from != nil {
+				p.from.close(websocket.StatusInternalError, "server could not store the update")
+			}
+		}
+	} else {
+		for _, p := range batch {
+			r.acceptLocked(p.update, p.frame, p.from)
+		}
+		r.compactIfDueLocked()
+	}
+	if len(r.pending) == 0 {
+		r.pending, r.committing = nil, false
+		return true
+	}
+	return false
+}
+
+// sizeLocked is the document's size as stored: the merged snapshot plus
+// every update since, including those waiting for an fsync.
+func (r *room) sizeLocked() int64 {
+	n := int64(len(r.snapshot) + r.tailBytes)
+	for _, p := range r.pending {
+		n += int64(len(p.update))
+	}
+	return n
 }
 
 // acceptLocked makes a stored update part of the room and relays it.
