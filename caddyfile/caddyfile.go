@@ -132,6 +132,23 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 			h.MaxDocumentSize, err = sizeArg(d)
 		case "rate_limit":
 			err = parseRateLimit(d, h)
+		case "read_only_awareness":
+			h.ReadOnlyAwareness, err = oneArg(d)
+			if err == nil && h.ReadOnlyAwareness != "relay" && h.ReadOnlyAwareness != "drop" {
+				return d.Errf("read_only_awareness: want relay or drop, got '%s'", h.ReadOnlyAwareness)
+			}
+		case "origins":
+			h.Origins = d.RemainingArgs()
+			if len(h.Origins) == 0 {
+				return d.ArgErr()
+			}
+		case "insecure_skip_origin_check":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.InsecureSkipOriginCheck = true
+		case "jwt":
+			err = parseJWT(d, h)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}
@@ -264,5 +281,54 @@ func parseRateLimit(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 			return d.ArgErr()
 		}
 	}
+	return nil
+}
+
+// parseJWT reads
+//
+//	jwt {
+//		key <secret, PEM or file>
+//		alg HS256|RS256|ES256|EdDSA
+//		issuer <iss>
+//		audience <aud>
+//	}
+func parseJWT(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	j := &caddymodule.JWT{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("jwt: duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "key":
+			j.Key = v
+		case "alg":
+			switch v {
+			case "HS256", "RS256", "ES256", "EdDSA":
+			default:
+				return d.Errf("jwt: unknown alg '%s': want HS256, RS256, ES256 or EdDSA", v)
+			}
+			j.Alg = v
+		case "issuer":
+			j.Issuer = v
+		case "audience":
+			j.Audience = v
+		default:
+			return d.Errf("jwt: unknown subdirective '%s'", name)
+		}
+	}
+	if j.Key == "" {
+		return d.Err("jwt: key is required")
+	}
+	h.JWT = j
 	return nil
 }

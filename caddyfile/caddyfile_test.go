@@ -3,6 +3,7 @@ package caddyfile
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,30 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "fsync always takes no interval", input: "wiredb {\n fsync always 1s\n}", wantErr: "wrong argument count"},
 		{name: "bad key length", input: "wiredb {\n max_room_key_length -3\n}", wantErr: "want a positive integer"},
 		{name: "bad compact", input: "wiredb {\n compact many\n}", wantErr: "want a positive record count"},
+		{
+			name: "access control",
+			input: `wiredb {
+				origins app.example.com *.example.org
+				read_only_awareness drop
+				jwt {
+					key /etc/wiredb/jwt.pem
+					alg ES256
+					issuer https://auth.example.com
+					audience wiredb
+				}
+			}`,
+			want: caddymodule.Handler{
+				Origins:           []string{"app.example.com", "*.example.org"},
+				ReadOnlyAwareness: "drop",
+				JWT:               &caddymodule.JWT{Key: "/etc/wiredb/jwt.pem", Alg: "ES256", Issuer: "https://auth.example.com", Audience: "wiredb"},
+			},
+		},
+		{name: "insecure origin check", input: "wiredb {\n insecure_skip_origin_check\n}", want: caddymodule.Handler{InsecureSkipOriginCheck: true}},
+		{name: "origins need one", input: "wiredb {\n origins\n}", wantErr: "wrong argument count", wantAt: "at Testfile:2"},
+		{name: "bad read_only_awareness", input: "wiredb {\n read_only_awareness hide\n}", wantErr: "want relay or drop", wantAt: "at Testfile:2"},
+		{name: "jwt needs a key", input: "wiredb {\n jwt {\n  alg HS256\n }\n}", wantErr: "key is required"},
+		{name: "jwt bad alg", input: "wiredb {\n jwt {\n  key k\n  alg none\n }\n}", wantErr: "unknown alg 'none'", wantAt: "at Testfile:4"},
+		{name: "jwt unknown subdirective", input: "wiredb {\n jwt {\n  key k\n  secret s\n }\n}", wantErr: "unknown subdirective 'secret'", wantAt: "at Testfile:4"},
 		{name: "rate limit of messages only", input: "wiredb {\n rate_limit 2.5\n}", want: caddymodule.Handler{RateLimitMessages: 2.5}},
 		{name: "bad rate limit", input: "wiredb {\n\n rate_limit fast\n}", wantErr: "want a positive number of messages per second", wantAt: "at Testfile:3"},
 		{name: "bad rate limit size", input: "wiredb {\n rate_limit 10 lots\n}", wantErr: "invalid size 'lots'", wantAt: "at Testfile:2"},
@@ -99,7 +124,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,6 +60,22 @@ type Handler struct {
 	// ReadOnly connections receive everything but cannot change the
 	// document. Default: false.
 	ReadOnly bool `json:"read_only,omitempty"`
+
+	// ReadOnlyAwareness says what happens to the awareness (presence) of
+	// read-only connections: "relay" (default) or "drop".
+	ReadOnlyAwareness string `json:"read_only_awareness,omitempty"`
+
+	// Origins are host patterns (path.Match syntax, e.g. "app.example.com"
+	// or "*.example.com") of other origins allowed to connect. A browser
+	// request from any other origin than the request's own host gets 403.
+	Origins []string `json:"origins,omitempty"`
+
+	// InsecureSkipOriginCheck accepts every origin. For development only:
+	// any web page can then open a connection with the user's cookies.
+	InsecureSkipOriginCheck bool `json:"insecure_skip_origin_check,omitempty"`
+
+	// JWT, when set, requires a signed room token on every connection.
+	JWT *JWT `json:"jwt,omitempty"`
 
 	// Fsync is the durability policy: "always" (fsync before an update is
 	// relayed; survives power loss), "interval" (fsync every FsyncInterval;
@@ -190,6 +207,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if opts.Fsync.Mode == roomhub.FsyncNever {
 		h.logger.Warn("fsync never: updates survive a crash of Caddy but not a power loss")
 	}
+	if h.InsecureSkipOriginCheck {
+		h.logger.Warn("insecure_skip_origin_check: any web page can connect with its visitors' cookies; for development only")
+	}
+	if h.JWT != nil {
+		if err := h.JWT.provision(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -269,6 +294,16 @@ func (h *Handler) Validate() error {
 	if h.RateLimitMessages < 0 || h.RateLimitBytes < 0 {
 		return fmt.Errorf("rate_limit_messages and rate_limit_bytes must not be negative")
 	}
+	switch h.ReadOnlyAwareness {
+	case "", "relay", "drop":
+	default:
+		return fmt.Errorf("read_only_awareness: %q, want relay or drop", h.ReadOnlyAwareness)
+	}
+	for _, p := range h.Origins {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("origins: bad pattern %q: %w", p, err)
+		}
+	}
 	if _, err := h.fsyncPolicy(); err != nil {
 		return err
 	}
@@ -300,18 +335,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		http.Error(w, "invalid room key: "+err.Error(), http.StatusBadRequest)
 		return nil
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
+	readOnly := h.ReadOnly
+	accept := &websocket.AcceptOptions{
+		OriginPatterns:     h.Origins,
+		InsecureSkipVerify: h.InsecureSkipOriginCheck,
+	}
+	if h.JWT != nil {
+		g, aerr := h.JWT.authorize(r, key, time.Now())
+		if aerr != nil {
+			h.logger.Debug("refused a connection", zap.String("room", key), zap.Int("status", aerr.status), zap.String("reason", aerr.reason))
+			http.Error(w, aerr.reason, aerr.status)
+			return nil
+		}
+		readOnly = readOnly || g.readOnly
+		if g.protocol != "" {
+			// A browser fails the handshake unless one offered protocol is
+			// echoed; the token entry is the one it offered.
+			accept.Subprotocols = []string{g.protocol}
+		}
+	}
+	ws, err := websocket.Accept(w, r, accept)
 	if err != nil {
-		// Accept has written the HTTP error response.
+		// Accept has written the HTTP error response (403 for a foreign
+		// origin).
 		h.logger.Debug("websocket upgrade failed", zap.String("room", key), zap.Error(err))
 		return nil
 	}
 	// The connection outlives this request's context on a config reload, so
 	// the hub, not r.Context(), owns it from here on.
 	_ = h.hub.Serve(key, ws, roomhub.ConnOptions{
-		ReadOnly:       h.ReadOnly,
-		MaxMessageSize: h.MaxMessageSize,
-		RateLimit:      roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
+		ReadOnly:        readOnly,
+		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
+		MaxMessageSize:  h.MaxMessageSize,
+		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil
 }

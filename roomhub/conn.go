@@ -16,7 +16,9 @@ import (
 type conn struct {
 	ws       *websocket.Conn
 	readOnly bool
-	hub      *Hub
+	// ignoreAwareness: the connection's awareness updates are dropped.
+	ignoreAwareness bool
+	hub             *Hub
 
 	mu        sync.Mutex
 	queue     [][]byte

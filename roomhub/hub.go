@@ -77,6 +77,9 @@ type ConnOptions struct {
 	// ReadOnly connections receive everything, but their updates are
 	// ignored and answered once with auth "permission denied".
 	ReadOnly bool
+	// IgnoreAwareness drops the connection's awareness updates instead of
+	// relaying them (e.g. for read-only viewers who should stay invisible).
+	IgnoreAwareness bool
 	// MaxMessageSize bounds one inbound message; zero means the hub's.
 	MaxMessageSize int64
 	// RateLimit bounds the messages and bytes a connection may send; a
@@ -109,6 +112,7 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 	}
 	ws.SetReadLimit(limit)
 	c := newConn(ws, co.ReadOnly, h)
+	c.ignoreAwareness = co.IgnoreAwareness
 	defer func() { <-c.wsClosed }()
 	defer func() {
 		// The read loop recovers its own panics; this is for the rest.
@@ -251,6 +255,15 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 		entries, err := yproto.DecodeAwarenessUpdate(msg.Payload, h.options().MaxAwarenessEntries)
 		if err != nil {
 			return invalid("invalid awareness update", err)
+		}
+		if c.ignoreAwareness {
+			// Echoed to the sender alone: a y-websocket client reconnects
+			// after 30 s without a message, and a lone viewer's own
+			// awareness renewals are what it would otherwise get.
+			if !c.enqueue(frame) {
+				return storageFailure(errQueueFull)
+			}
+			return nil
 		}
 		r.applyAwareness(c, entries, frame)
 	case yproto.MessageQueryAwareness:
