@@ -211,6 +211,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("insecure_skip_origin_check: any web page can connect with its visitors' cookies; for development only")
 	}
 	if h.JWT != nil {
+		// Global placeholders: {env.NAME}, {file./path}.
+		h.JWT.Key = caddy.NewReplacer().ReplaceKnown(h.JWT.Key, "")
 		if err := h.JWT.provision(); err != nil {
 			return err
 		}
