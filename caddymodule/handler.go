@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wiredb/wiredb/internal/wsframe"
 	"github.com/caddy-wiredb/wiredb/roomhub"
 	"github.com/caddy-wiredb/wiredb/storage"
 )
@@ -356,7 +357,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			accept.Subprotocols = []string{g.protocol}
 		}
 	}
-	ws, err := websocket.Accept(w, r, accept)
+	// The guard closes a connection with 1009 as soon as a frame header
+	// announces more than max_message_size: coder/websocket alone would
+	// wait for that many bytes to arrive.
+	guard := wsframe.NewGuard(h.MaxMessageSize)
+	ws, err := websocket.Accept(guard.Wrap(w), r, accept)
 	if err != nil {
 		// Accept has written the HTTP error response (403 for a foreign
 		// origin).
@@ -369,6 +374,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ReadOnly:        readOnly,
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
 		MaxMessageSize:  h.MaxMessageSize,
+		FrameGuard:      guard,
 		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil

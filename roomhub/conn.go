@@ -18,7 +18,11 @@ type conn struct {
 	readOnly bool
 	// ignoreAwareness: the connection's awareness updates are dropped.
 	ignoreAwareness bool
-	hub             *Hub
+	// tooBig is closed when the peer announced an oversize message; nil
+	// (never ready) without a frame guard.
+	tooBig       <-chan struct{}
+	tooBigReason func() string
+	hub          *Hub
 
 	mu        sync.Mutex
 	queue     [][]byte
@@ -89,6 +93,11 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.done:
+			return
+		case <-c.tooBig:
+			// The reader is stuck inside the frame; closing is all that
+			// is left to do, and it is this goroutine's to do.
+			c.close(websocket.StatusMessageTooBig, c.tooBigReason())
 			return
 		case <-ping.C:
 			ctx, cancel := context.WithTimeout(context.Background(), c.hub.options().WriteTimeout)

@@ -82,9 +82,23 @@ type ConnOptions struct {
 	IgnoreAwareness bool
 	// MaxMessageSize bounds one inbound message; zero means the hub's.
 	MaxMessageSize int64
+	// FrameGuard, when set, reports a message announced (by its frame
+	// header) to be larger than MaxMessageSize, before its payload arrives;
+	// the connection is then closed with 1009 at once. Without it, the
+	// connection is closed only once MaxMessageSize bytes have arrived.
+	FrameGuard FrameGuard
 	// RateLimit bounds the messages and bytes a connection may send; a
 	// connection over it is closed with 1008. Zero fields mean no limit.
 	RateLimit RateLimit
+}
+
+// FrameGuard watches the frame headers of a connection's inbound
+// messages (see internal/wsframe).
+type FrameGuard interface {
+	// TooBig is closed when a message announced more than the limit.
+	TooBig() <-chan struct{}
+	// Announced is that message's announced size.
+	Announced() int64
 }
 
 // RateLimit is a sustained rate with a burst of one second's worth.
@@ -113,6 +127,12 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 	ws.SetReadLimit(limit)
 	c := newConn(ws, co.ReadOnly, h)
 	c.ignoreAwareness = co.IgnoreAwareness
+	if co.FrameGuard != nil {
+		c.tooBig = co.FrameGuard.TooBig()
+		c.tooBigReason = func() string {
+			return fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", co.FrameGuard.Announced(), limit)
+		}
+	}
 	defer func() { <-c.wsClosed }()
 	defer func() {
 		// The read loop recovers its own panics; this is for the rest.
