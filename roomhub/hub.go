@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,7 +223,23 @@ type protocolError struct {
 func (e *protocolError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
 
 func invalid(what string, err error) *protocolError {
-	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + err.Error())}
+	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err))}
+}
+
+// errorDetail shortens a yproto error for a close reason, which holds 123
+// bytes: "yproto: malformed input: string length 9 exceeds the 2 bytes left
+// at byte 5" becomes its detail after the category, which the detail and
+// the reason's own prefix already convey.
+func errorDetail(err error) string {
+	s := err.Error()
+	rest, ok := strings.CutPrefix(s, "yproto: ")
+	if !ok {
+		return s
+	}
+	if _, detail, found := strings.Cut(rest, ": "); found && detail != "" {
+		return detail
+	}
+	return rest
 }
 
 // testHookHandle, when set by a test, runs before each inbound message is
@@ -237,7 +254,7 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 	msg, err := yproto.DecodeMessage(frame)
 	if err != nil {
 		if errors.Is(err, yproto.ErrUnknownMessageType) {
-			return &protocolError{websocket.StatusUnsupportedData, truncateReason("unsupported message: " + err.Error())}
+			return &protocolError{websocket.StatusUnsupportedData, truncateReason("unsupported message: " + errorDetail(err))}
 		}
 		return invalid("malformed message", err)
 	}
