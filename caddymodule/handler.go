@@ -178,6 +178,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := sharedMetrics().register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	abs, err := filepath.Abs(h.DataDir)
 	if err != nil {
 		return fmt.Errorf("resolving data directory: %w", err)
@@ -190,6 +193,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		withLogger := opts
 		withLogger.Logger = h.logger.Named("hub")
+		withLogger.Metrics = sharedMetrics()
 		hub := roomhub.New(store, withLogger)
 		h.logger.Info("opened data directory", zap.String("data_dir", abs), zap.String("fsync", opts.Fsync.Mode.String()))
 		return hubEntry{&sharedHub{hub: hub, loadedBy: ctx.Context, opts: opts}}, nil
@@ -237,6 +241,7 @@ func (s *sharedHub) configure(ctx caddy.Context, opts roomhub.Options, logger *z
 	}
 	withLogger := opts
 	withLogger.Logger = logger.Named("hub")
+	withLogger.Metrics = sharedMetrics()
 	s.hub.Reconfigure(withLogger)
 	s.loadedBy, s.opts = ctx.Context, opts
 	return nil

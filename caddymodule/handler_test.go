@@ -111,5 +111,59 @@ func TestEndToEnd(t *testing.T) {
 		if !bytes.Equal(data, want) {
 			t.Fatalf("file holds %x, want %x", data, want)
 		}
+
+		// The admin API and the metrics see the room while it is open.
+		resp, body := get(t, "http://localhost:2999/wiredb/rooms")
+		if resp.StatusCode != 200 || !strings.Contains(body, `"key":"notes/42"`) || !strings.Contains(body, `"connections":1`) {
+			t.Fatalf("GET /wiredb/rooms: %d %s", resp.StatusCode, body)
+		}
+		resp, body = get(t, "http://localhost:2999/wiredb/rooms/notes%2F42/update")
+		if resp.StatusCode != 200 || body != string(update) {
+			t.Fatalf("GET /wiredb/rooms/notes%%2F42/update: %d %x, want %x", resp.StatusCode, body, update)
+		}
+		resp, body = get(t, "http://localhost:2999/wiredb/rooms/nothing-here/update")
+		if resp.StatusCode != 404 || !strings.Contains(body, "no such room") {
+			t.Fatalf("GET of a room that does not exist: %d %s", resp.StatusCode, body)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "nothing-here.y")); !os.IsNotExist(err) {
+			t.Fatalf("looking at a missing room created its file (%v)", err)
+		}
+		resp, body = get(t, "http://localhost:2999/metrics")
+		for _, want := range []string{
+			"caddy_wiredb_connections_open 1",
+			"caddy_wiredb_rooms_loaded 1",
+			`caddy_wiredb_messages_total{direction="in",type="sync_update"} 1`,
+			`caddy_wiredb_messages_total{direction="out",type="sync_step2"} 1`,
+			"caddy_wiredb_append_seconds_count 1",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://localhost:2999/wiredb/rooms/notes%2F42/close", nil)
+		req.Header.Set("Origin", "http://localhost:2999")
+		cresp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cbody, _ := io.ReadAll(cresp.Body)
+		cresp.Body.Close()
+		if cresp.StatusCode != 200 || !strings.Contains(string(cbody), `"closed":1`) {
+			t.Fatalf("POST close: %d %s", cresp.StatusCode, cbody)
+		}
+		if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
+			t.Fatalf("after POST close the client read %v, want a 1012 close", err)
+		}
 	})
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
 }

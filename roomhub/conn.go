@@ -97,6 +97,7 @@ func (c *conn) writeLoop() {
 		case <-c.tooBig:
 			// The reader is stuck inside the frame; closing is all that
 			// is left to do, and it is this goroutine's to do.
+			c.hub.metrics().Rejected(RejectTooBig)
 			c.close(websocket.StatusMessageTooBig, c.tooBigReason())
 			return
 		case <-ping.C:
@@ -104,6 +105,7 @@ func (c *conn) writeLoop() {
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
+				c.hub.metrics().Rejected(RejectPingTimeout)
 				c.close(websocket.StatusGoingAway, "ping timeout")
 				return
 			}
@@ -121,6 +123,7 @@ func (c *conn) writeLoop() {
 					c.close(websocket.StatusGoingAway, "write failed")
 					return
 				}
+				c.hub.metrics().Message(Outbound, kindOf(msg), len(msg))
 			}
 		}
 	}

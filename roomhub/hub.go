@@ -42,7 +42,6 @@ type Hub struct {
 
 	serving    sync.WaitGroup // one per Serve call
 	background sync.WaitGroup // the fsync loop
-	slowClosed atomic.Uint64
 }
 
 // New returns a Hub storing rooms in store.
@@ -72,6 +71,8 @@ func (h *Hub) Reconfigure(opts Options) {
 func (h *Hub) options() *Options { return h.opts.Load() }
 
 func (h *Hub) log() *zap.Logger { return h.options().Logger }
+
+func (h *Hub) metrics() Metrics { return h.options().Metrics }
 
 // ConnOptions are per-connection settings; zero values take the hub's.
 type ConnOptions struct {
@@ -120,6 +121,8 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 	h.serving.Add(1)
 	h.mu.Unlock()
 	defer h.serving.Done()
+	h.metrics().ConnOpened()
+	defer func() { h.metrics().ConnClosed() }()
 
 	limit := co.MaxMessageSize
 	if limit <= 0 {
@@ -148,6 +151,7 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 	r, err := h.acquire(key)
 	if errors.Is(err, errTooManyRooms) {
 		h.log().Warn("refused a join: max_rooms reached", zap.String("room", key), zap.Int("max_rooms", h.options().MaxRooms))
+		h.metrics().Rejected(RejectRoomLimit)
 		c.close(websocket.StatusTryAgainLater, "server busy: too many rooms open")
 		return err
 	}
@@ -167,6 +171,7 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 
 	if err := r.join(c); err != nil {
 		if errors.Is(err, errRoomFull) {
+			h.metrics().Rejected(RejectRoomLimit)
 			c.close(websocket.StatusTryAgainLater, "room full")
 		} else {
 			c.close(websocket.StatusInternalError, "room unavailable")
@@ -187,6 +192,7 @@ func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.Sta
 		if v := recover(); v != nil {
 			h.log().Error("panic while handling a message", zap.String("room", r.key),
 				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			h.metrics().Rejected(RejectInternal)
 			code, reason, err = websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", v)
 		}
 	}()
@@ -198,16 +204,21 @@ func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.Sta
 			}
 			return websocket.StatusGoingAway, "", nil
 		}
-		if !limit.allow(len(frame)) {
-			h.log().Warn("closing connection over its rate limit", zap.String("room", r.key))
-			return websocket.StatusPolicyViolation, "rate limit exceeded", nil
+		h.metrics().Message(Inbound, kindOf(frame), len(frame))
+		var perr *protocolError
+		switch {
+		case !limit.allow(len(frame)):
+			perr = &protocolError{websocket.StatusPolicyViolation, "rate limit exceeded", RejectRateLimit}
+		case typ != websocket.MessageBinary:
+			perr = &protocolError{websocket.StatusUnsupportedData, "text frames are not supported", RejectUnsupported}
+		default:
+			perr = h.handle(r, c, frame)
 		}
-		if typ != websocket.MessageBinary {
-			return websocket.StatusUnsupportedData, "text frames are not supported", nil
-		}
-		if perr := h.handle(r, c, frame); perr != nil {
+		if perr != nil {
+			h.metrics().Rejected(perr.kind)
 			if ce := h.log().Check(zapcore.DebugLevel, "closing connection"); ce != nil {
-				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason))
+				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
+					zap.Stringer("reason_code", perr.kind))
 			}
 			return perr.code, perr.reason, perr
 		}
@@ -218,12 +229,13 @@ func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.Sta
 type protocolError struct {
 	code   websocket.StatusCode
 	reason string
+	kind   RejectReason
 }
 
 func (e *protocolError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
 
 func invalid(what string, err error) *protocolError {
-	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err))}
+	return &protocolError{websocket.StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err)), RejectMalformed}
 }
 
 // errorDetail shortens a yproto error for a close reason, which holds 123
@@ -254,7 +266,7 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 	msg, err := yproto.DecodeMessage(frame)
 	if err != nil {
 		if errors.Is(err, yproto.ErrUnknownMessageType) {
-			return &protocolError{websocket.StatusUnsupportedData, truncateReason("unsupported message: " + errorDetail(err))}
+			return &protocolError{websocket.StatusUnsupportedData, truncateReason("unsupported message: " + errorDetail(err)), RejectUnsupported}
 		}
 		return invalid("malformed message", err)
 	}
@@ -316,12 +328,12 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 
 func storageFailure(err error) *protocolError {
 	if errors.Is(err, errQueueFull) {
-		return &protocolError{websocket.StatusTryAgainLater, "client too slow: outbound queue full"}
+		return &protocolError{websocket.StatusTryAgainLater, "client too slow: outbound queue full", RejectSlowClient}
 	}
 	if errors.Is(err, errDocumentTooLarge) {
-		return &protocolError{websocket.StatusPolicyViolation, "update refused: document size limit reached"}
+		return &protocolError{websocket.StatusPolicyViolation, "update refused: document size limit reached", RejectDocumentSize}
 	}
-	return &protocolError{websocket.StatusInternalError, "server could not store the update"}
+	return &protocolError{websocket.StatusInternalError, "server could not store the update", RejectInternal}
 }
 
 // denyWrite tells a read-only client once that its writes are ignored.
@@ -364,6 +376,7 @@ func (h *Hub) acquire(key string) (*room, error) {
 			start := time.Now()
 			r.loadErr = r.load()
 			if r.loadErr == nil {
+				h.metrics().RoomLoaded(time.Since(start))
 				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.log.Path()),
 					zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
 			}

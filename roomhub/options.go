@@ -57,8 +57,11 @@ type Options struct {
 	// it is refused, its connection closed with 1008, and the room keeps
 	// what it had.
 	MaxDocumentSize int64
-	Fsync           FsyncPolicy
-	Logger          *zap.Logger
+
+	Fsync  FsyncPolicy
+	Logger *zap.Logger
+	// Metrics receives counts and timings; nil means none.
+	Metrics Metrics
 }
 
 // FsyncPolicy says when appended updates are flushed to stable storage.
@@ -127,6 +130,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
 	}
 	return o
 }

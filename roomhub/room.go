@@ -51,6 +51,8 @@ type room struct {
 	// connection's goroutine runs commitPending for everyone.
 	pending    []pendingUpdate
 	committing bool
+
+	fileBytes int64 // the file's size as last reported to Metrics
 }
 
 // pendingUpdate is an accepted update waiting for its fsync.
@@ -94,6 +96,7 @@ func (r *room) load() error {
 			zap.Int64("truncated_bytes", rec.TruncatedBytes))
 	}
 	r.log = log
+	r.trackFileSizeLocked()
 	r.tail = records
 	for _, u := range records {
 		r.tailBytes += len(u)
@@ -217,7 +220,7 @@ func (r *room) broadcastLocked(msg []byte, except *conn) {
 			continue
 		}
 		if !c.enqueue(msg) {
-			r.hub.slowClosed.Add(1)
+			r.hub.metrics().Rejected(RejectSlowClient)
 			c.close(websocket.StatusTryAgainLater, "client too slow: outbound queue full")
 		}
 	}
@@ -274,9 +277,12 @@ func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 	if max := r.hub.options().MaxDocumentSize; max > 0 && r.sizeLocked()+int64(len(update)) > max {
 		return false, errDocumentTooLarge
 	}
+	start := time.Now()
 	if err := r.log.Append(update); err != nil {
 		return false, err
 	}
+	r.hub.metrics().Appended(time.Since(start))
+	r.trackFileSizeLocked()
 	if frame == nil {
 		frame = yproto.AppendSyncUpdate(nil, update)
 	}
@@ -317,7 +323,9 @@ func (r *room) commitPending() {
 		r.mu.Unlock()
 		var err error
 		if log != nil {
+			start := time.Now()
 			err = log.Sync() // covers at least the first n pending updates
+			r.hub.metrics().Synced(time.Since(start))
 		}
 		if r.finishCommit(log, n, err) {
 			return
@@ -370,6 +378,13 @@ func (r *room) sizeLocked() int64 {
 	return n
 }
 
+// trackFileSizeLocked reports the change of the file's size to Metrics.
+func (r *room) trackFileSizeLocked() {
+	size := r.log.Size()
+	r.hub.metrics().FileBytes(size - r.fileBytes)
+	r.fileBytes = size
+}
+
 // acceptLocked makes a stored update part of the room and relays it.
 func (r *room) acceptLocked(update, frame []byte, from *conn) {
 	r.tail = append(r.tail, update)
@@ -395,20 +410,28 @@ func (r *room) compactIfDueLocked() {
 // compactLocked folds the tail and rewrites the file as one record. A
 // failure is logged and leaves the file as it was: appends go on.
 func (r *room) compactLocked() {
+	if err := r.compactNowLocked(); err != nil {
+		r.hub.log().Error("compacting room file", zap.String("room", r.key), zap.String("path", r.log.Path()), zap.Error(err))
+	}
+}
+
+// compactNowLocked folds the tail and rewrites the file as one record.
+func (r *room) compactNowLocked() error {
 	if err := r.foldLocked(); err != nil {
-		r.hub.log().Error("merging room updates", zap.String("room", r.key), zap.Error(err))
-		return
+		return err
 	}
 	if r.log.Records() <= 1 {
-		return
+		return nil
 	}
 	start := time.Now()
 	if err := r.log.Compact(r.snapshot); err != nil {
-		r.hub.log().Error("compacting room file", zap.String("room", r.key), zap.String("path", r.log.Path()), zap.Error(err))
-		return
+		return err
 	}
+	r.hub.metrics().Compacted(time.Since(start))
+	r.trackFileSizeLocked()
 	r.hub.log().Info("compacted room file", zap.String("room", r.key),
 		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 // applyAwareness records the entries that are newer than what the room
@@ -491,6 +514,9 @@ func (r *room) unload() {
 	}
 	r.log = nil
 	r.snapshot, r.tail, r.stateVector, r.coverage = nil, nil, nil, nil
+	r.hub.metrics().FileBytes(-r.fileBytes)
+	r.fileBytes = 0
+	r.hub.metrics().RoomUnloaded()
 	r.hub.log().Info("unloaded room", zap.String("room", r.key))
 }
 
@@ -500,10 +526,13 @@ func (r *room) syncLog() {
 	r.mu.Lock()
 	log := r.log
 	r.mu.Unlock()
-	if log == nil {
+	if log == nil || log.Unsynced() == 0 {
 		return
 	}
-	if err := log.Sync(); err != nil && !errors.Is(err, storage.ErrClosed) {
+	start := time.Now()
+	err := log.Sync()
+	r.hub.metrics().Synced(time.Since(start))
+	if err != nil && !errors.Is(err, storage.ErrClosed) {
 		r.hub.log().Error("syncing room file", zap.String("room", r.key), zap.String("path", log.Path()), zap.Error(err))
 	}
 }
