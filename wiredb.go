@@ -5,11 +5,12 @@
 //
 //	xcaddy build --with github.com/caddy-wiredb/wiredb
 //
-// registers the http.handlers.wiredb module and the `wiredb` Caddyfile
-// directive.
+// registers the http.handlers.wiredb module, the admin.api.wiredb admin
+// routes, the `wiredb` Caddyfile directive and the `caddy wiredb` commands.
 package wiredb
 
 import (
 	_ "github.com/caddy-wiredb/wiredb/caddyfile"
 	_ "github.com/caddy-wiredb/wiredb/caddymodule"
+	_ "github.com/caddy-wiredb/wiredb/wiredbcmd"
 )

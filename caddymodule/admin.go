@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-wiredb/wiredb/internal/ydoc"
 	"github.com/caddy-wiredb/wiredb/roomhub"
 	"github.com/caddy-wiredb/wiredb/storage"
 )
@@ -18,11 +19,6 @@ import (
 func init() {
 	caddy.RegisterModule(AdminAPI{})
 }
-
-// RoomJSON renders a merged Yjs update as JSON of its root types. It is
-// set by the package that can do it safely (see wiredb.go); without it,
-// GET /wiredb/rooms/<key> answers 501.
-var RoomJSON func(update []byte) (json.RawMessage, error)
 
 // AdminAPI is the admin.api.wiredb module: the rooms of every wiredb data
 // directory, on Caddy's admin endpoint.
@@ -95,14 +91,12 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 
 	switch action {
 	case "":
-		if RoomJSON == nil {
-			return apiError(http.StatusNotImplemented, errors.New("document rendering is not built in"))
-		}
 		update, err := hub.RoomUpdate(key)
 		if err != nil {
 			return roomError(err)
 		}
-		doc, err := RoomJSON(update)
+		// A fresh y-crdt doc, under recover, never the room's own state.
+		doc, err := ydoc.ToJSON(update)
 		if err != nil {
 			return apiError(http.StatusInternalServerError, fmt.Errorf("rendering room %s: %w", key, err))
 		}

@@ -121,6 +121,10 @@ func TestEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || body != string(update) {
 			t.Fatalf("GET /wiredb/rooms/notes%%2F42/update: %d %x, want %x", resp.StatusCode, body, update)
 		}
+		resp, body = get(t, "http://localhost:2999/wiredb/rooms/notes%2F42")
+		if resp.StatusCode != 200 || !strings.Contains(body, `"t":{"type":"Text","value":"hi"}`) {
+			t.Fatalf("GET /wiredb/rooms/notes%%2F42: %d %s", resp.StatusCode, body)
+		}
 		resp, body = get(t, "http://localhost:2999/wiredb/rooms/nothing-here/update")
 		if resp.StatusCode != 404 || !strings.Contains(body, "no such room") {
 			t.Fatalf("GET of a room that does not exist: %d %s", resp.StatusCode, body)

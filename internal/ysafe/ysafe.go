@@ -10,9 +10,12 @@
 //   - is only ever given bytes that yproto has validated, because the fatal
 //     out-of-memory and endless-loop failures of y-crdt cannot be recovered.
 //
-// Only the pure byte-level functions are used (MergeUpdates, DiffUpdate,
-// EncodeStateVectorFromUpdate); they share no state and are safe for
-// concurrent use. No live y-crdt Doc is ever kept.
+// The server's hot paths use only the pure byte-level functions
+// (MergeUpdates, DiffUpdate, EncodeStateVectorFromUpdate); they share no
+// state and are safe for concurrent use. No live y-crdt Doc is ever kept:
+// doc.go builds a fresh Doc per call, under a package mutex, only to render
+// a document as JSON (admin API, `caddy wiredb export`) or build one from
+// JSON (`caddy wiredb import`).
 package ysafe
 
 import (

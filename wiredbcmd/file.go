@@ -1,0 +1,225 @@
+package wiredbcmd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// maxRecordSize is the largest record a file may claim, as package storage reads it.
+const maxRecordSize = 1 << 31
+
+// roomFile is a room file as read, without modifying it, by the same rules as
+// storage.Store.Open: the header, then whole records each validated as a Yjs v1 update; a
+// torn last record (a write a crash cut short) is noted, not cut; anything else that cannot
+// be read is a problem.
+type roomFile struct {
+	path    string
+	data    []byte
+	mode    os.FileMode
+	modTime time.Time
+
+	// version is the header's version ("0.0.1"), when the header is WireDB's.
+	version string
+	// records are the whole, valid records in file order.
+	records []record
+	// tornAt is the offset of a torn tail (an unfinished last record, or a header cut
+	// short), or -1.
+	tornAt int64
+	// problem says why the file cannot be read, or is nil. It wraps storage.ErrNotWireDB,
+	// storage.ErrUnknownVersion or storage.ErrCorrupt.
+	problem error
+	// bad is the record that problem is about, or nil.
+	bad *badRecord
+}
+
+type record struct {
+	offset int64 // of its length prefix
+	size   int   // of the update
+	update []byte
+	info   yproto.UpdateInfo
+}
+
+type badRecord struct {
+	index  int
+	offset int64
+	reason string
+}
+
+// status names the state of a file for reports.
+func (f *roomFile) status() string {
+	switch {
+	case errors.Is(f.problem, storage.ErrNotWireDB):
+		return "not_wiredb"
+	case errors.Is(f.problem, storage.ErrUnknownVersion):
+		return "unknown_version"
+	case f.problem != nil:
+		return "corrupt"
+	case len(f.data) == 0:
+		return "empty"
+	case f.tornAt >= 0:
+		return "torn"
+	}
+	return "ok"
+}
+
+// tornBytes is the size of the torn tail.
+func (f *roomFile) tornBytes() int64 {
+	if f.tornAt < 0 {
+		return 0
+	}
+	return int64(len(f.data)) - f.tornAt
+}
+
+// tornError describes the torn tail as an error naming the file.
+func (f *roomFile) tornError() error {
+	if f.tornAt < int64(len(storage.Header)) {
+		return fmt.Errorf("%s: torn header: the file holds %d bytes of the %d-byte header (a crash while it was created)",
+			f.path, len(f.data), len(storage.Header))
+	}
+	return fmt.Errorf("%s: torn tail: %d bytes after offset %d are an unfinished record (a crash mid-write)",
+		f.path, f.tornBytes(), f.tornAt)
+}
+
+func (f *roomFile) updates() [][]byte {
+	us := make([][]byte, len(f.records))
+	for i, r := range f.records {
+		us[i] = r.update
+	}
+	return us
+}
+
+// fileProblem is why a file cannot be read, naming it.
+type fileProblem struct {
+	path     string
+	msg      string
+	sentinel error
+}
+
+func (e *fileProblem) Error() string { return e.path + ": " + e.msg }
+func (e *fileProblem) Unwrap() error { return e.sentinel }
+
+// readRoomFile reads and checks the room file at path. It fails only when the file cannot
+// be read at all; what is wrong inside it is in the result.
+func readRoomFile(path string) (*roomFile, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	f := &roomFile{path: path, data: data, mode: st.Mode().Perm(), modTime: st.ModTime(), tornAt: -1}
+	f.parse()
+	return f, nil
+}
+
+func (f *roomFile) parse() {
+	data := f.data
+	hl := len(storage.Header)
+	if len(data) == 0 {
+		return
+	}
+	if len(data) < hl {
+		if bytes.HasPrefix([]byte(storage.Header), data) {
+			f.tornAt = 0
+			return
+		}
+		f.problem = f.notWireDB()
+		return
+	}
+	h := data[:hl]
+	switch {
+	case string(h) == storage.Header:
+		f.version = string(h[:hl-1])
+	case h[hl-1] == 0 && bytes.Count(h, []byte{'.'}) == 2:
+		f.problem = &fileProblem{f.path, fmt.Sprintf("unknown WireDB file version %q (this tool reads %q)",
+			h[:hl-1], storage.Header[:hl-1]), storage.ErrUnknownVersion}
+		return
+	default:
+		f.problem = f.notWireDB()
+		return
+	}
+	off := hl
+	for off < len(data) {
+		n, w, err := yproto.ReadVarUint(data[off:])
+		if err != nil {
+			f.tornAt = int64(off) // a length cut off by the end of the file
+			return
+		}
+		if n > maxRecordSize {
+			f.corrupt(off, fmt.Sprintf("record claims %d bytes", n))
+			return
+		}
+		if n == 0 {
+			// Zeros to the end are what a power loss can leave of an unfinished block.
+			if allZero(data[off:]) {
+				f.tornAt = int64(off)
+				return
+			}
+			f.corrupt(off, "empty record")
+			return
+		}
+		end := off + w + int(n)
+		if end > len(data) {
+			f.tornAt = int64(off)
+			return
+		}
+		u := data[off+w : end]
+		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+		if err != nil {
+			f.corrupt(off, "its update is invalid: "+err.Error())
+			return
+		}
+		f.records = append(f.records, record{offset: int64(off), size: len(u), update: u, info: info})
+		off = end
+	}
+}
+
+func (f *roomFile) notWireDB() error {
+	head := f.data[:min(len(f.data), 8)]
+	return &fileProblem{f.path, fmt.Sprintf("not a WireDB file: it starts with % x (%s), not %q",
+		head, strconv.QuoteToASCII(string(head)), storage.Header), storage.ErrNotWireDB}
+}
+
+func (f *roomFile) corrupt(off int, reason string) {
+	f.bad = &badRecord{index: len(f.records), offset: int64(off), reason: reason}
+	f.problem = &fileProblem{f.path, fmt.Sprintf("corrupt record %d at offset %d: %s", len(f.records), off, reason), storage.ErrCorrupt}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeRoomFile returns a room file holding update as its one record (no record for the
+// empty update).
+func encodeRoomFile(update []byte) []byte {
+	buf := make([]byte, 0, len(storage.Header)+len(update)+10)
+	buf = append(buf, storage.Header...)
+	if update != nil && !yproto.IsEmptyUpdate(update) {
+		buf = yproto.AppendVarUint(buf, uint64(len(update)))
+		buf = append(buf, update...)
+	}
+	return buf
+}
