@@ -1,10 +1,17 @@
 package roomhub
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/coder/websocket"
 
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -135,6 +142,81 @@ func BenchmarkLoadRoom(b *testing.B) {
 				r.log.Close()
 			}
 			b.ReportMetric(float64(size), "file-bytes")
+		})
+	}
+}
+
+// BenchmarkRelay measures one room relaying keystrokes from one writer to
+// receivers over real WebSocket connections on loopback (the clients run in
+// this process too, so CPU is shared with them). fsync never: the relay
+// path alone, plus the append.
+func BenchmarkRelay(b *testing.B) {
+	for _, receivers := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("receivers=%d", receivers), func(b *testing.B) {
+			hub := benchHub(b, Options{Fsync: FsyncPolicy{Mode: FsyncNever}, CompactRecords: 1 << 30, CompactBytes: 1 << 40})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ws, err := websocket.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				hub.Serve("bench", ws, ConnOptions{})
+			}))
+			defer srv.Close()
+			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			ctx := context.Background()
+			var got sync.WaitGroup
+			var conns []*websocket.Conn
+			for range receivers {
+				ws, _, err := websocket.Dial(ctx, url, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ws.SetReadLimit(1 << 20)
+				conns = append(conns, ws)
+				// The greeting comes once the server has joined the
+				// connection to the room: only then is it sure to get
+				// every update.
+				if _, msg, err := ws.Read(ctx); err != nil || kindOf(msg) != KindSyncStep1 {
+					b.Fatalf("no greeting: %x %v", msg, err)
+				}
+				got.Add(1)
+				go func() {
+					defer got.Done()
+					updates := 0
+					for updates < b.N {
+						_, msg, err := ws.Read(ctx)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if kindOf(msg) == KindSyncUpdate {
+							updates++
+						}
+					}
+				}()
+			}
+			writer, _, err := websocket.Dial(ctx, url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames := make([][]byte, b.N)
+			for i := range frames {
+				frames[i] = yproto.AppendSyncUpdate(nil, typingUpdate(99, uint64(i), 'x'))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, f := range frames {
+				if err := writer.Write(ctx, websocket.MessageBinary, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			got.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*receivers)/b.Elapsed().Seconds(), "deliveries/s")
+			writer.CloseNow()
+			for _, c := range conns {
+				c.CloseNow()
+			}
 		})
 	}
 }
