@@ -380,6 +380,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
 		MaxMessageSize:  h.MaxMessageSize,
 		FrameGuard:      guard,
+		RawConn:         guard.Conn(),
 		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil

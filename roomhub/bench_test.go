@@ -3,10 +3,7 @@ package roomhub
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,15 +151,7 @@ func BenchmarkRelay(b *testing.B) {
 	for _, receivers := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("receivers=%d", receivers), func(b *testing.B) {
 			hub := benchHub(b, Options{Fsync: FsyncPolicy{Mode: FsyncNever}, CompactRecords: 1 << 30, CompactBytes: 1 << 40})
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				ws, err := websocket.Accept(w, r, nil)
-				if err != nil {
-					return
-				}
-				hub.Serve("bench", ws, ConnOptions{})
-			}))
-			defer srv.Close()
-			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			url := testServer(b, hub) + "/bench"
 			ctx := context.Background()
 			var got sync.WaitGroup
 			var conns []*websocket.Conn

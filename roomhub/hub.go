@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -89,6 +90,10 @@ type ConnOptions struct {
 	// the connection is then closed with 1009 at once. Without it, the
 	// connection is closed only once MaxMessageSize bytes have arrived.
 	FrameGuard FrameGuard
+	// RawConn, when set, is the connection under the WebSocket (see
+	// wsframe.Guard.Conn): messages to the client are then written to it as
+	// ready-made frames, many per write(2).
+	RawConn net.Conn
 	// RateLimit bounds the messages and bytes a connection may send; a
 	// connection over it is closed with 1008. Zero fields mean no limit.
 	RateLimit RateLimit
@@ -97,8 +102,9 @@ type ConnOptions struct {
 // FrameGuard watches the frame headers of a connection's inbound
 // messages (see internal/wsframe).
 type FrameGuard interface {
-	// TooBig is closed when a message announced more than the limit.
-	TooBig() <-chan struct{}
+	// OnTooBig arranges for f to run once a message announced more than the
+	// limit (at once if one already has). f must not block.
+	OnTooBig(f func())
 	// Announced is that message's announced size.
 	Announced() int64
 }
@@ -129,13 +135,16 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 		limit = h.options().MaxMessageSize
 	}
 	ws.SetReadLimit(limit)
-	c := newConn(ws, co.ReadOnly, h)
+	c := newConn(ws, co.RawConn, co.ReadOnly, h)
 	c.ignoreAwareness = co.IgnoreAwareness
-	if co.FrameGuard != nil {
-		c.tooBig = co.FrameGuard.TooBig()
-		c.tooBigReason = func() string {
-			return fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", co.FrameGuard.Announced(), limit)
-		}
+	if g := co.FrameGuard; g != nil {
+		// The reader is stuck inside the frame: closing is all there is
+		// to do, and close does not block.
+		g.OnTooBig(func() {
+			h.metrics().Rejected(RejectTooBig)
+			c.close(websocket.StatusMessageTooBig,
+				fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", g.Announced(), limit))
+		})
 	}
 	defer func() { <-c.wsClosed }()
 	defer func() {
@@ -162,11 +171,10 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 	}
 	defer h.release(r)
 
-	go c.writeLoop()
+	c.start()
 	defer func() {
 		// Already closed with its reason, unless a panic is unwinding.
 		c.close(websocket.StatusInternalError, "internal error")
-		<-c.writerEnd
 	}()
 
 	if err := r.join(c); err != nil {

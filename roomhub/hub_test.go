@@ -16,26 +16,38 @@ import (
 	"github.com/coder/websocket"
 	y "github.com/skyterra/y-crdt"
 
+	"github.com/caddy-wiredb/wiredb/internal/wsframe"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
 // testServer serves hub over a real WebSocket listener; the room key is the
 // URL path without its leading slash.
-func testServer(t *testing.T, hub *Hub) string {
+func testServer(t testing.TB, hub *Hub) string {
 	return testServerWith(t, hub, ConnOptions{})
 }
 
 // testServerWith serves hub with the given connection options; ?ro=1 makes
 // a connection read-only.
-func testServerWith(t *testing.T, hub *Hub, co ConnOptions) string {
+func testServerWith(t testing.TB, hub *Hub, co ConnOptions) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		co := co
+		// As the Caddy handler does: a frame guard, and writes straight
+		// to the connection; ?plain=1 leaves both out (every write then
+		// goes through coder/websocket).
+		if r.URL.Query().Get("plain") != "1" {
+			guard := wsframe.NewGuard(DefaultMaxMessageSize)
+			w = guard.Wrap(w)
+			co.FrameGuard = guard
+		}
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
-		co := co
+		if g, ok := co.FrameGuard.(*wsframe.Guard); ok {
+			co.RawConn = g.Conn()
+		}
 		co.ReadOnly = co.ReadOnly || r.URL.Query().Get("ro") == "1"
 		hub.Serve(strings.TrimPrefix(r.URL.Path, "/"), ws, co)
 	}))
@@ -381,4 +393,24 @@ func readDoc(t *testing.T, updates ...[]byte) (text, mapJSON, sv string) {
 		t.Fatal(err)
 	}
 	return d.GetText("t").ToString(), string(m), fmt.Sprint(svMap)
+}
+
+// Without a raw connection every message goes through coder/websocket's own
+// Write; relaying works the same.
+func TestRelayWithoutRawConn(t *testing.T) {
+	hub := newTestHub(t, t.TempDir(), Options{})
+	url := testServer(t, hub)
+	a, b := dial(t, url+"/plain?plain=1"), dial(t, url+"/plain?plain=1")
+	a.next(isSync(yproto.SyncStep1))
+	b.next(isSync(yproto.SyncStep1))
+	w := newDocWriter()
+	for i := range 50 {
+		a.send(yproto.AppendSyncUpdate(nil, w.insert("t", fmt.Sprint(i%10))))
+	}
+	for range 50 {
+		b.next(isSync(yproto.SyncUpdate))
+	}
+	if got := textOf(t, b.fullState(), "t"); len(got) != 50 {
+		t.Fatalf("room text has %d characters, want 50", len(got))
+	}
 }

@@ -219,9 +219,10 @@ func (r *room) broadcastLocked(msg []byte, except *conn) {
 		if c == except {
 			continue
 		}
-		if !c.enqueue(msg) {
+		if !c.enqueue(msg) && c.dropIfFull() {
 			r.hub.metrics().Rejected(RejectSlowClient)
-			c.close(websocket.StatusTryAgainLater, "client too slow: outbound queue full")
+			r.hub.log().Warn("closing a client too slow to keep up", zap.String("room", r.key),
+				zap.Int("outbound_queue_size", r.hub.options().OutboundQueueBytes))
 		}
 	}
 }

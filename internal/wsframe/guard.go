@@ -39,6 +39,30 @@ type Guard struct {
 	tooBig    chan struct{}
 	once      sync.Once
 	announced atomic.Int64
+	hijacked  atomic.Pointer[net.Conn]
+	onTooBig  atomic.Pointer[func()]
+}
+
+// OnTooBig arranges for f to run once when the guard trips, or at once if
+// it already has. f runs on the reading goroutine and must not block.
+func (g *Guard) OnTooBig(f func()) {
+	var once sync.Once
+	run := func() { once.Do(f) }
+	g.onTooBig.Store(&run)
+	select {
+	case <-g.tooBig:
+		run()
+	default:
+	}
+}
+
+// Conn returns the hijacked connection, unwrapped: writes to it go straight
+// to the peer, as coder/websocket's own writes do. Nil before the hijack.
+func (g *Guard) Conn() net.Conn {
+	if c := g.hijacked.Load(); c != nil {
+		return *c
+	}
+	return nil
 }
 
 // NewGuard returns a Guard that trips on a data message announcing more than
@@ -66,6 +90,9 @@ func (g *Guard) trip(announced int64) {
 	g.once.Do(func() {
 		g.announced.Store(announced)
 		close(g.tooBig)
+		if f := g.onTooBig.Load(); f != nil {
+			(*f)()
+		}
 	})
 }
 
@@ -126,6 +153,7 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	rw.g.hijacked.Store(&nc)
 	c := &conn{Conn: nc, g: rw.g, p: newParser(rw.g.limit)}
 	if brw == nil {
 		brw = bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(nc))
