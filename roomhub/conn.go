@@ -34,10 +34,10 @@ type conn struct {
 
 	mu        sync.Mutex
 	queue     [][]byte
-	queued    int  // bytes in queue
+	queued    int           // bytes in queue
 	drained   chan struct{} // closed when the running drain goroutine ends; nil when none runs
-	closing   bool // no more enqueues
-	deniedMsg bool // a read-only client was told once that it cannot write
+	closing   bool          // no more enqueues
+	deniedMsg bool          // a read-only client was told once that it cannot write
 	pingTimer *time.Timer
 
 	closeOnce sync.Once
