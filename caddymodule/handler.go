@@ -373,9 +373,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.logger.Debug("websocket upgrade failed", zap.String("room", key), zap.Error(err))
 		return nil
 	}
-	// The connection outlives this request's context on a config reload, so
-	// the hub, not r.Context(), owns it from here on.
-	_ = h.hub.Serve(key, ws, roomhub.ConnOptions{
+	// The hub owns the connection from here on, on a goroutine of its own:
+	// it outlives this request (and its context) across config reloads, and
+	// this handler's goroutine, with the deep stack it grew on the way
+	// here, ends now instead of idling under every open connection.
+	_ = h.hub.Start(key, ws, roomhub.ConnOptions{
 		ReadOnly:        readOnly,
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
 		MaxMessageSize:  h.MaxMessageSize,

@@ -117,16 +117,44 @@ type RateLimit struct {
 
 // Serve runs one WebSocket connection in room key until it ends. The caller
 // has accepted ws and keeps no other use of it. Serve closes ws.
-func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) (err error) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		ws.Close(websocket.StatusGoingAway, "server shutting down")
+func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
+	if !h.register(ws) {
 		return ErrHubClosed
 	}
-	h.serving.Add(1)
-	h.mu.Unlock()
 	defer h.serving.Done()
+	return h.serve(key, ws, co)
+}
+
+// Start is Serve on a goroutine of the hub's own, and returns at once. An
+// HTTP handler that hands its connection over this way lets its own
+// goroutine end, with the deep stack a request handler has grown: the
+// connection then costs only the small stack of a goroutine that reads it.
+// Close waits for these goroutines as for Serve calls.
+func (h *Hub) Start(key string, ws *websocket.Conn, co ConnOptions) error {
+	if !h.register(ws) {
+		return ErrHubClosed
+	}
+	go func() {
+		defer h.serving.Done()
+		h.serve(key, ws, co)
+	}()
+	return nil
+}
+
+// register counts a connection in serving, unless the hub is closed, in
+// which case it closes ws.
+func (h *Hub) register(ws *websocket.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return false
+	}
+	h.serving.Add(1)
+	return true
+}
+
+func (h *Hub) serve(key string, ws *websocket.Conn, co ConnOptions) (err error) {
 	h.metrics().ConnOpened()
 	defer func() { h.metrics().ConnClosed() }()
 

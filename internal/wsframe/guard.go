@@ -155,18 +155,26 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	rw.g.hijacked.Store(&nc)
 	c := &conn{Conn: nc, g: rw.g, p: newParser(rw.g.limit)}
-	if brw == nil {
-		brw = bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(nc))
-		return c, brw, nil
-	}
-	if n := brw.Reader.Buffered(); n > 0 {
+	if brw != nil && brw.Reader.Buffered() > 0 {
 		// At most the reader's buffer size (4 KiB with net/http).
-		b, _ := brw.Reader.Peek(n)
+		b, _ := brw.Reader.Peek(brw.Reader.Buffered())
 		c.pending = bytes.Clone(b)
 	}
-	brw.Reader.Reset(c)
+	// Fresh, small buffers instead of net/http's 4 KiB each: they stay
+	// with the connection for its whole life, so they are most of what an
+	// idle connection costs. The reader only holds frame headers and small
+	// messages (bufio reads larger ones straight into the caller's
+	// buffer); the writer only control frames and the handshake, when the
+	// caller writes its data frames to the connection itself (Conn).
+	brw = bufio.NewReadWriter(bufio.NewReaderSize(c, readBufferSize), bufio.NewWriterSize(nc, writeBufferSize))
 	return c, brw, nil
 }
+
+// Buffer sizes of a hijacked connection; see Hijack.
+const (
+	readBufferSize  = 1 << 10
+	writeBufferSize = 512
+)
 
 // conn is a hijacked connection whose reads pass through a parser.
 type conn struct {
@@ -176,7 +184,6 @@ type conn struct {
 	mu      sync.Mutex // serialises reads; guards the fields below
 	pending []byte     // bytes buffered by the HTTP server before the hijack
 	p       parser
-	scratch [512]byte // drain buffer for reads given no buffer of their own
 }
 
 // Read reads from the connection through the parser. Once the guard has
@@ -223,7 +230,7 @@ func (c *conn) Read(b []byte) (int, error) {
 // allows.
 func (c *conn) drain(b []byte) error {
 	if len(b) == 0 {
-		b = c.scratch[:]
+		b = make([]byte, 512) // only once tripped: not kept by every connection
 	}
 	for {
 		if _, err := c.Conn.Read(b); err != nil {
