@@ -252,7 +252,14 @@ func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.Sta
 		}
 		if perr != nil {
 			h.metrics().Rejected(perr.kind)
-			if ce := h.log().Check(zapcore.DebugLevel, "closing connection"); ce != nil {
+			// Limits an operator set are worth a warning; malformed input
+			// is the client's problem and could flood the log.
+			level := zapcore.DebugLevel
+			switch perr.kind {
+			case RejectRateLimit, RejectDocumentSize, RejectTooBig:
+				level = zapcore.WarnLevel
+			}
+			if ce := h.log().Check(level, "closing connection"); ce != nil {
 				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
 					zap.Stringer("reason_code", perr.kind))
 			}
