@@ -170,6 +170,8 @@ func (h *Hub) serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 		// to do, and close does not block.
 		g.OnTooBig(func() {
 			h.metrics().Rejected(RejectTooBig)
+			h.log().Warn("closing connection", zap.String("room", key), zap.Int("code", int(websocket.StatusMessageTooBig)),
+				zap.Int64("announced_bytes", g.Announced()), zap.Int64("max_message_size", limit), zap.Stringer("reason_code", RejectTooBig))
 			c.close(websocket.StatusMessageTooBig,
 				fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", g.Announced(), limit))
 		})
