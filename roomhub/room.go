@@ -38,9 +38,10 @@ type room struct {
 	snapshot  []byte   // everything up to the last fold, one merged update
 	tail      [][]byte // updates accepted since the fold, in order
 	tailBytes int
-	// Derived from snapshot; nil when stale.
+	// Derived from snapshot and tail; nil when stale.
 	stateVector []byte
 	coverage    *coverage
+	fullStep2   []byte // the sync step 2 for a client with nothing yet
 	conns       map[*conn]struct{}
 	awareness   map[uint64]*awarenessState
 	lastUpdate  time.Time
@@ -127,8 +128,9 @@ func (r *room) foldLocked() error {
 	r.snapshot = merged
 	r.tail = nil
 	r.tailBytes = 0
-	r.stateVector = nil
-	r.coverage = nil
+	// The document is unchanged, so the state vector and coverage still
+	// hold; the full step 2 is rebuilt from the new snapshot.
+	r.fullStep2 = nil
 	return nil
 }
 
@@ -235,11 +237,24 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 	if err != nil {
 		return err
 	}
-	diff, err := ysafe.Diff(state, clientSV)
-	if err != nil {
-		return err
+	var msg []byte
+	if len(clientSV) == 1 && clientSV[0] == 0 {
+		// An empty state vector, as every new client sends: the answer is
+		// the whole document, with no diff to compute, and the same
+		// message (shared, never modified) serves every such join until
+		// the document changes.
+		if r.fullStep2 == nil {
+			r.fullStep2 = yproto.AppendSyncStep2(nil, state)
+		}
+		msg = r.fullStep2
+	} else {
+		diff, err := ysafe.Diff(state, clientSV)
+		if err != nil {
+			return err
+		}
+		msg = yproto.AppendSyncStep2(nil, diff)
 	}
-	if !c.enqueue(yproto.AppendSyncStep2(nil, diff)) {
+	if !c.enqueue(msg) {
 		return errQueueFull
 	}
 	return nil
@@ -392,6 +407,7 @@ func (r *room) acceptLocked(update, frame []byte, from *conn) {
 	r.tailBytes += len(update)
 	r.stateVector = nil
 	r.coverage = nil
+	r.fullStep2 = nil
 	r.lastUpdate = time.Now()
 	r.broadcastLocked(frame, from)
 }
@@ -403,9 +419,19 @@ func (r *room) compactIfDueLocked() {
 	if len(r.pending) > 0 {
 		return
 	}
-	if o := r.hub.options(); len(r.tail) >= o.CompactRecords || r.tailBytes >= o.CompactBytes {
-		r.compactLocked()
+	o := r.hub.options()
+	if len(r.tail) < o.CompactRecords && r.tailBytes < o.CompactBytes {
+		return
 	}
+	// Compacting merges the whole document, so it waits until the tail is
+	// at least half the snapshot's size: the cost per update then stays
+	// constant however big the document grows, and the file stays within
+	// about 1.5 times the document. (Compacting a 100k-keystroke room
+	// every 1,000 updates took two thirds of the server's CPU.)
+	if r.tailBytes*2 < len(r.snapshot) {
+		return
+	}
+	r.compactLocked()
 }
 
 // compactLocked folds the tail and rewrites the file as one record. A
@@ -514,7 +540,7 @@ func (r *room) unload() {
 		r.hub.log().Error("closing room file", zap.String("room", r.key), zap.Error(err))
 	}
 	r.log = nil
-	r.snapshot, r.tail, r.stateVector, r.coverage = nil, nil, nil, nil
+	r.snapshot, r.tail, r.stateVector, r.coverage, r.fullStep2 = nil, nil, nil, nil, nil
 	r.hub.metrics().FileBytes(-r.fileBytes)
 	r.fileBytes = 0
 	r.hub.metrics().RoomUnloaded()
