@@ -138,6 +138,9 @@ func roomError(err error) error {
 	if errors.Is(err, roomhub.ErrRoomNotFound) {
 		return apiError(http.StatusNotFound, err)
 	}
+	if errors.Is(err, roomhub.ErrBusy) {
+		return apiError(http.StatusServiceUnavailable, err)
+	}
 	return apiError(http.StatusInternalServerError, err)
 }
 

@@ -2,6 +2,7 @@ package roomhub
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sort"
 	"time"
@@ -96,19 +97,42 @@ func (h *Hub) RoomUpdate(key string) ([]byte, error) {
 	return state, err
 }
 
+// ErrBusy is returned when a room stays too busy for an operation.
+var ErrBusy = errors.New("roomhub: room busy")
+
+// compactWait bounds how long CompactRoom waits for a moment with no update
+// waiting for its fsync (fsync always); each wait is at most one fsync.
+const compactWait = 5 * time.Second
+
 // CompactRoom compacts the room's file now.
 func (h *Hub) CompactRoom(key string) error {
 	return h.withRoom(key, func(r *room) error {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.log == nil {
-			return ErrRoomNotFound
+		deadline := time.Now().Add(compactWait)
+		for {
+			done, err := r.compactIfIdle()
+			if done || err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%w: updates kept waiting for an fsync for %v", ErrBusy, compactWait)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		if len(r.pending) > 0 {
-			return errors.New("roomhub: updates are waiting for an fsync; try again")
-		}
-		return r.compactNowLocked()
 	})
+}
+
+// compactIfIdle compacts unless updates wait for their fsync: those are in
+// the file but not in the room's state, so a compaction would drop them.
+func (r *room) compactIfIdle() (done bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil {
+		return true, ErrRoomNotFound
+	}
+	if len(r.pending) > 0 {
+		return false, nil
+	}
+	return true, r.compactNowLocked()
 }
 
 // CloseRoom closes every connection of a loaded room with 1012 (service
