@@ -1,0 +1,147 @@
+// Turns the JSON lines of bench/run.sh into a markdown report (stdout).
+//
+//   node bench/report.mjs results.jsonl [title] [settings]
+//
+// Each cell is the median over the rounds of the successful runs; "(×r)" is the ratio to
+// y-websocket's. A failed run shows as FAIL (its error is listed below the table).
+
+import fs from 'node:fs'
+import os from 'node:os'
+import { execFileSync } from 'node:child_process'
+
+const [file, title = '', settings = ''] = process.argv.slice(2)
+if (!file) {
+  console.error('usage: node bench/report.mjs results.jsonl [title] [settings]')
+  process.exit(2)
+}
+const rows = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+
+const SERVERS = [
+  ['ywebsocket', 'y-websocket'],
+  ['hocuspocus', 'Hocuspocus'],
+  ['wiredb', 'wiredb'],
+  ['wiredb-fsync-never', 'wiredb fsync never'],
+  ['barerelay', 'bare relay']
+].filter(([k]) => rows.some((r) => r.server === k))
+const BASE = 'ywebsocket'
+
+// [bench, label, value(d), 'lo'|'hi' (which is better), digits]
+const METRICS = [
+  ['idle', 'idle 2,000 conns: RSS per connection (KiB)', (d) => d.rss_per_conn_kb, 'lo', 1],
+  ['idle', 'idle: time to open and sync 2,000 (s)', (d) => d.connect_s, 'lo', 2],
+  ['fanout-1x10', '1 room × 10 writers × 20/s: latency p50 (ms)', (d) => d.latency_ms?.p50, 'lo', 2],
+  ['fanout-1x10', '  latency p99 (ms)', (d) => d.latency_ms?.p99, 'lo', 2],
+  ['fanout-1x10', '  latency max (ms)', (d) => d.latency_ms?.max, 'lo', 1],
+  ['fanout-1x10', '  deliveries/s', (d) => d.deliveries_per_s, 'hi', 0],
+  ['fanout-1x10', '  server CPU per delivery (µs)', (d) => d.server_cpu_us_per_delivery, 'lo', 1],
+  ['fanout-1x10', '  missing deliveries', (d) => d.missing, 'lo', 0],
+  ['fanout-100x5', '100 rooms × 5 clients (2 writers × 10/s): latency p50 (ms)', (d) => d.latency_ms?.p50, 'lo', 2],
+  ['fanout-100x5', '  latency p99 (ms)', (d) => d.latency_ms?.p99, 'lo', 2],
+  ['fanout-100x5', '  latency max (ms)', (d) => d.latency_ms?.max, 'lo', 1],
+  ['fanout-100x5', '  deliveries/s', (d) => d.deliveries_per_s, 'hi', 0],
+  ['fanout-100x5', '  server CPU per delivery (µs)', (d) => d.server_cpu_us_per_delivery, 'lo', 1],
+  ['fanout-100x5', '  server RSS peak (MiB)', (d) => d.rss_peak_mb, 'lo', 1],
+  ['fanout-100x5', '  missing deliveries', (d) => d.missing, 'lo', 0],
+  ['maxrate', 'max relay rate, 1 room, 4 writers + 1 receiver (updates/s)', (d) => d.updates_per_s, 'hi', 0],
+  ['maxrate', '  deliveries/s', (d) => d.deliveries_per_s, 'hi', 0],
+  ['maxrate', '  latency p50 / p99 at that rate (ms)', (d) => d.latency_ms && [d.latency_ms.p50, d.latency_ms.p99], 'lo', 1],
+  ['maxrate', '  server CPU (cores busy)', (d) => d.server_cpu_util, 'hi', 2],
+  ['maxrate', '  load tool CPU (s, same 2 cores)', (d) => d.tool_cpu_s, 'lo', 2],
+  ['coldsync-doc20k', 'doc20k (20,000 updates) in memory: join to complete sync, median (ms)', (d) => d.median_join_ms, 'lo', 1],
+  ['coldsync-doc20k', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
+  ['coldsync-doc20k', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
+  ['coldsync-doc20k', '  server RSS after (MiB)', (d) => d.rss_end_mb, 'lo', 1],
+  ['disk-doc20k', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
+  ['coldsync-fragmented', 'fragmented (200 writers, 20,000 updates) in memory: join, median (ms)', (d) => d.median_join_ms, 'lo', 1],
+  ['coldsync-fragmented', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
+  ['coldsync-fragmented', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
+  ['disk-fragmented', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1]
+]
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const fmt = (x, digits) => {
+  if (x == null || Number.isNaN(x)) return '–'
+  if (Math.abs(x) >= 10000) return Math.round(x).toLocaleString('en-US')
+  return x.toFixed(digits)
+}
+
+/** values of one metric for one server: per round, from successful runs */
+function values (bench, server, get) {
+  const out = []
+  for (const r of rows) {
+    if (r.bench !== bench || r.server !== server) continue
+    if (!r.ok) { out.push({ fail: true, error: r.error, round: r.round }); continue }
+    const v = get(r)
+    if (v != null) out.push({ v, round: r.round })
+  }
+  return out
+}
+
+function cell (bench, server, get, digits) {
+  const vs = values(bench, server, get)
+  if (vs.length === 0) return { text: 'n/a' }
+  const ok = vs.filter((x) => !x.fail)
+  const fails = vs.length - ok.length
+  if (ok.length === 0) return { text: `FAIL ×${fails}` }
+  let med, text
+  if (Array.isArray(ok[0].v)) {
+    med = ok[0].v.map((_, i) => median(ok.map((x) => x.v[i])))
+    text = med.map((m) => fmt(m, digits)).join(' / ')
+  } else {
+    med = median(ok.map((x) => x.v))
+    text = fmt(med, digits)
+  }
+  if (fails) text += ` (FAIL ×${fails})`
+  return { text, med, rounds: ok.map((x) => Array.isArray(x.v) ? x.v.map((m) => fmt(m, digits)).join('/') : fmt(x.v, digits)) }
+}
+
+const out = []
+const sh = (cmd, args) => { try { return execFileSync(cmd, args, { encoding: 'utf8' }).trim() } catch { return '?' } }
+out.push(`# wiredb side by side${title ? ` — ${title}` : ''}`)
+out.push('')
+out.push(`${settings ? settings + '; ' : ''}${os.cpus().length} cores (${os.cpus()[0]?.model || '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
+  `node ${process.version}, ${sh('go', ['version']).replace('go version ', '')}. Server and load tool share the machine. ` +
+  'Cells: median over rounds (ratio to y-websocket). wiredb = `fsync interval 1s` (default); ' +
+  'the bare relay forwards bytes and keeps nothing (no cold sync). ' +
+  'y-websocket and Hocuspocus also send every update back to its sender (counted as echoes, not deliveries).')
+out.push('')
+out.push(`| metric | ${SERVERS.map(([, l]) => l).join(' | ')} |`)
+out.push(`|---|${SERVERS.map(() => '---:').join('|')}|`)
+for (const [bench, label, get, better, digits] of METRICS) {
+  const base = cell(bench, BASE, get, digits)
+  const cells = SERVERS.map(([k]) => {
+    const c = cell(bench, k, get, digits)
+    if (k !== BASE && c.med != null && base.med != null && !Array.isArray(c.med)) {
+      if (base.med > 0 && c.med >= 0) c.text += ` (×${fmt(c.med / base.med, c.med / base.med < 10 ? 2 : 1)})`
+    }
+    return c.text
+  })
+  const mark = { lo: ' ↓', hi: ' ↑' }[better] || ''
+  out.push(`| ${label.replace(/^ {2}/, '&nbsp;&nbsp;')}${mark} | ${cells.join(' | ')} |`)
+}
+out.push('')
+out.push('↓ lower is better, ↑ higher is better.')
+out.push('')
+out.push('## Every round')
+out.push('')
+out.push(`| metric | ${SERVERS.map(([, l]) => l).join(' | ')} |`)
+out.push(`|---|${SERVERS.map(() => '---:').join('|')}|`)
+for (const [bench, label, get, , digits] of METRICS) {
+  const cells = SERVERS.map(([k]) => {
+    const c = cell(bench, k, get, digits)
+    return c.rounds ? c.rounds.join(', ') : c.text
+  })
+  out.push(`| ${label.replace(/^ {2}/, '&nbsp;&nbsp;')} | ${cells.join(' | ')} |`)
+}
+const failed = rows.filter((r) => !r.ok)
+if (failed.length) {
+  out.push('')
+  out.push('## Failures')
+  out.push('')
+  for (const r of failed) out.push(`- round ${r.round}, ${r.server}, ${r.bench}: ${String(r.error).replace(/\n/g, ' ')}`)
+}
+console.log(out.join('\n'))
