@@ -29,3 +29,28 @@ python3 -m venv tests/python/.venv
 tests/python/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 echo "== python: end-to-end tests"
 tests/python/.venv/bin/python -m pytest -q tests/python
+
+echo "== bench: build the load tool and smoke-run every scenario against .bin/caddy"
+bash bench/smoke.sh
+
+# ---- Browser demo: the editor in examples/app and its end-to-end test in
+# ---- tests/browser (headless Debian Chromium through playwright-core).
+echo "== browser: Chromium"
+if [ -z "${WIREDB_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "chromium is missing: installing Debian's package"
+		apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+	else
+		echo "The browser test needs Chromium and this is not root, so it cannot install it." >&2
+		echo "Install it with:  sudo apt-get update && sudo apt-get install -y chromium" >&2
+		echo "or point WIREDB_CHROMIUM at a Chromium or Chrome binary." >&2
+		exit 1
+	fi
+fi
+echo "== browser: build the editor bundle (examples/app -> examples/site/dist/bundle.js)"
+npm --prefix examples/app ci --no-audit --no-fund --loglevel=error
+npm --prefix examples/app run build
+echo "== browser: install playwright-core, end-to-end test"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/browser && node --test --test-concurrency=1 test/)
