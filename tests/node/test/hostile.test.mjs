@@ -179,9 +179,14 @@ class Crowd {
       try {
         a.text().insert(a.text().length, `<${marker}:${a.name}>`)
         b.map().set(`probe-${marker}`, b.name)
+        // A liveness bound, not a speed test: generous, because the clients share this
+        // process (and 2 cores) with the attack generators. Slow exchanges are reported.
+        const started = Date.now()
         await waitFor(() => b.text().toString().includes(`<${marker}:${a.name}>`) && a.map().get(`probe-${marker}`) === b.name,
-          { timeout: 10000, message: `${a.name} and ${b.name} to exchange edits after ${label}`, describe: () => a.describe() + '\n' + b.describe() })
-        await waitConverged([a, b], { timeout: 10000, message: `${a.name} and ${b.name} to converge after ${label}` })
+          { timeout: 30000, message: `${a.name} and ${b.name} to exchange edits after ${label}`, describe: () => a.describe() + '\n' + b.describe() })
+        const took = Date.now() - started
+        if (took > 2000) console.log(`# slow: ${a.name} and ${b.name} took ${took} ms to exchange edits after ${label}`)
+        await waitConverged([a, b], { timeout: 30000, message: `${a.name} and ${b.name} to converge after ${label}` })
       } catch (e) { out.push(e.message) }
     }
     const own = new Set(this.victims.map((c) => c.doc.clientID))
