@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
@@ -174,5 +175,32 @@ func TestReconfigureAppliesToLoadedRooms(t *testing.T) {
 	}
 	if got := textOf(t, b.fullState(), "t"); len(got) != 35 {
 		t.Fatalf("room text has %d characters, want 35", len(got))
+	}
+}
+
+// stateVectorOf agrees with y-crdt's EncodeStateVectorFromUpdate: on merged
+// random edits (many clients, deletes), on single updates, on an update
+// that starts above clock 0, and on the empty update.
+func TestStateVectorOfAgreesWithYCRDT(t *testing.T) {
+	updates := randomEdits(t, 4, 600)
+	merged, err := ysafe.Merge(updates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := [][]byte{merged, updates[0], updates[len(updates)-1], typingUpdate(7, 5, 'x'), emptyUpdate}
+	for i, u := range cases {
+		want, err := ysafe.StateVector(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := stateVectorOf(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMap, err1 := yproto.ValidateStateVector(want)
+		gotMap, err2 := yproto.ValidateStateVector(got)
+		if err1 != nil || err2 != nil || fmt.Sprint(gotMap) != fmt.Sprint(wantMap) {
+			t.Fatalf("case %d: state vector %v (%x), y-crdt says %v (%x)", i, gotMap, got, wantMap, want)
+		}
 	}
 }

@@ -148,13 +148,39 @@ func (r *room) stateVectorLocked() ([]byte, error) {
 		return nil, err
 	}
 	if r.stateVector == nil {
-		sv, err := ysafe.StateVector(state)
+		sv, err := stateVectorOf(state)
 		if err != nil {
 			return nil, err
 		}
 		r.stateVector = sv
 	}
 	return r.stateVector, nil
+}
+
+// stateVectorOf is y-crdt's EncodeStateVectorFromUpdate, computed from
+// yproto's parse when it can be: about 6 times faster on a large document
+// (1.6 ms against 9.7 ms for 450 KB), since y-crdt builds an object per
+// struct. Without Skip structs each client's section is one run of clocks,
+// and Yjs counts a client only if that run starts at clock 0.
+func stateVectorOf(update []byte) ([]byte, error) {
+	info, err := yproto.ValidateUpdate(update, yproto.Limits{})
+	if err != nil || info.HasSkips {
+		return ysafe.StateVector(update)
+	}
+	n := 0
+	for _, s := range info.Structs {
+		if s.Clock == 0 && s.End > 0 {
+			n++
+		}
+	}
+	sv := yproto.AppendVarUint(make([]byte, 0, 1+n*10), uint64(n))
+	for _, s := range info.Structs {
+		if s.Clock == 0 && s.End > 0 {
+			sv = yproto.AppendVarUint(sv, s.Client)
+			sv = yproto.AppendVarUint(sv, s.End)
+		}
+	}
+	return sv, nil
 }
 
 // join adds c and greets it: the server's sync step 1, then every current
