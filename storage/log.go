@@ -154,7 +154,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 			f.Close()
 			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
 		}
-		if err := syncDir(s.dir); err != nil {
+		if err := SyncDir(s.dir); err != nil {
 			f.Close()
 			return nil, nil, rec, err
 		}
@@ -392,7 +392,7 @@ func (l *Log) Compact(merged []byte) error {
 	if err := os.Rename(tmpName, l.path); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		// The rename happened; the new file is the log from now on.
 		l.swap(tmp, int64(len(buf)))
 		return err
@@ -430,7 +430,9 @@ func (l *Log) Close() error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the creation, rename or removal of
+// files in it durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("opening directory %s for sync: %w", dir, err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/caddy-wiredb/wiredb/storage"
 )
 
 // errExists is returned by writeFileAtomic when the target exists and may not be replaced.
@@ -93,17 +95,5 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode, replace bool, b
 			os.Remove(tmpName)
 		}
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening directory %s for sync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return storage.SyncDir(dir)
 }
