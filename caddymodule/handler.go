@@ -388,7 +388,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// full run of the Node suite in three, for a reason not yet found.
 		// coder/websocket's own Write does not show it. See roomhub's
 		// ConnOptions.RawConn and the closing notes.
-		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
+		RateLimit: roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil
 }
