@@ -245,9 +245,9 @@ func (c *conn) awaitDrain(drained chan struct{}) bool {
 		return true
 	case <-t.C:
 	}
-	if c.raw != nil {
-		c.raw.SetWriteDeadline(time.Unix(1, 0))
-	}
+	// Closing the connection ends a write blocked in either path (our own
+	// frames or coder/websocket's Write).
+	c.ws.CloseNow()
 	<-drained
 	return false
 }
