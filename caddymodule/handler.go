@@ -382,12 +382,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
 		MaxMessageSize:  h.MaxMessageSize,
 		FrameGuard:      guard,
-		// RawConn (guard.Conn()) is left out on purpose: with batched
-		// frames written straight to the connection, a healthy client's
-		// stream stalled for 30 s and more under CPU load, in about one
-		// full run of the Node suite in three, for a reason not yet found.
-		// coder/websocket's own Write does not show it. See roomhub's
-		// ConnOptions.RawConn and the closing notes.
+		// Data frames are written, many per write(2), straight to the
+		// hijacked connection (see roomhub's ConnOptions.RawConn).
+		RawConn:   guard.Conn(),
 		RateLimit: roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil

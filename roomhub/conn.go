@@ -17,12 +17,10 @@ import (
 // queue, so a room never waits for a client: enqueue never blocks, and a
 // client whose queue overflows is closed.
 //
-// The queue is drained by the connection's writer goroutine. (A writer that
-// existed only while there was something to write saved a goroutine per idle
-// connection, but in about one full Node suite run in two a healthy client's
-// stream then stalled for 30 s under load, cause not found; the suites ran
-// green with a persistent writer before that change.) Pings come from a
-// timer.
+// The queue is drained by a goroutine that exists only while there is
+// something to write: an idle connection costs no goroutine but the one
+// reading it. Pings come from a timer, also without a goroutine of their own
+// between pings.
 type conn struct {
 	ws *websocket.Conn
 	// raw is the connection under ws, when known: drained messages are then
@@ -37,9 +35,7 @@ type conn struct {
 	mu        sync.Mutex
 	queue     [][]byte
 	queued    int           // bytes in queue
-	wake      chan struct{} // cap 1: the queue has something
-	done      chan struct{} // closed when the connection is closing
-	writerEnd chan struct{} // closed when writeLoop returns; nil before start
+	drained   chan struct{} // closed when the running drain goroutine ends; nil when none runs
 	closing   bool          // no more enqueues
 	deniedMsg bool          // a read-only client was told once that it cannot write
 	pingTimer *time.Timer
@@ -58,8 +54,6 @@ func newConn(ws *websocket.Conn, raw net.Conn, readOnly bool, hub *Hub) *conn {
 		raw:      raw,
 		readOnly: readOnly,
 		hub:      hub,
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
 		wsClosed: make(chan struct{}),
 	}
 }
@@ -69,8 +63,6 @@ func (c *conn) start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
-		c.writerEnd = make(chan struct{})
-		go c.writeLoop(c.writerEnd)
 		c.pingTimer = time.AfterFunc(c.hub.options().PingInterval, c.ping)
 	}
 }
@@ -90,9 +82,9 @@ func (c *conn) enqueue(msg []byte) bool {
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+		go c.drain(c.drained)
 	}
 	return true
 }
@@ -110,10 +102,10 @@ func (c *conn) dropIfFull() bool {
 	return true
 }
 
-// writeLoop owns the connection's data writes: it drains the queue, batch
-// by batch, whenever woken, and ends when the connection closes.
-func (c *conn) writeLoop(end chan struct{}) {
-	defer close(end)
+// drain writes what is queued, batch by batch, and ends when the queue is
+// empty or the connection closes.
+func (c *conn) drain(drained chan struct{}) {
+	defer close(drained)
 	defer func() {
 		if v := recover(); v != nil {
 			c.hub.log().Error("panic in connection writer", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
@@ -122,26 +114,24 @@ func (c *conn) writeLoop(end chan struct{}) {
 	}()
 	var batch [][]byte
 	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.wake:
-		}
-		for {
-			c.mu.Lock()
-			if c.closing || len(c.queue) == 0 {
-				c.mu.Unlock()
-				break
-			}
-			batch, c.queue = c.queue, batch[:0]
-			c.queued = 0
+		c.mu.Lock()
+		if c.closing || len(c.queue) == 0 {
+			c.drained = nil
 			c.mu.Unlock()
-			if err := c.write(batch); err != nil {
-				c.close(websocket.StatusGoingAway, "write failed")
-				return
-			}
-			clear(batch)
+			return
 		}
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		c.mu.Unlock()
+
+		if err := c.write(batch); err != nil {
+			c.close(websocket.StatusGoingAway, "write failed")
+			c.mu.Lock()
+			c.drained = nil
+			c.mu.Unlock()
+			return
+		}
+		clear(batch)
 	}
 }
 
@@ -221,14 +211,13 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		if c.pingTimer != nil {
 			c.pingTimer.Stop()
 		}
-		writerEnd := c.writerEnd
+		drained := c.drained
 		c.mu.Unlock()
-		close(c.done)
 		// The handshake waits for the peer (at most 5 s in coder/websocket);
 		// run it aside so that a room lock holder is never delayed.
 		go func() {
 			defer close(c.wsClosed)
-			if writerEnd != nil && !c.awaitDrain(writerEnd) {
+			if drained != nil && !c.awaitDrain(drained) {
 				// A write stuck on a client that stopped reading: cut it.
 				// The stream now ends inside a frame, so no close frame
 				// can follow it.

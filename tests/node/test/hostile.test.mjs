@@ -73,7 +73,7 @@ const hex = (u8, n = 16) => Buffer.from(u8.subarray(0, n)).toString('hex') + (u8
 // Bystanders: a pair in the victim room, a pair in another room, editing all along
 
 /** the text that only probe markers go to (see Crowd.problems) */
-const probes = (c) => c.doc.getText('probes')
+const probes = (c) => c.doc.getText('probe-text')
 
 class Crowd {
   static async start (srv) {
@@ -189,12 +189,12 @@ class Crowd {
         // random position, and then is never found although both docs are equal (that was
         // the "relay stall" the suite used to report under load).
         probes(a).insert(probes(a).length, `<${marker}:${a.name}>`)
-        b.doc.getMap('probes').set(marker, b.name)
+        b.doc.getMap('probe-map').set(marker, b.name)
         const started = Date.now()
         try {
           // A liveness bound, not a speed test: every exchange slower than 2 s is reported
           // as "# slow:".
-          await waitFor(() => probes(b).toString().includes(`<${marker}:${a.name}>`) && a.doc.getMap('probes').get(marker) === b.name,
+          await waitFor(() => probes(b).toString().includes(`<${marker}:${a.name}>`) && a.doc.getMap('probe-map').get(marker) === b.name,
             { timeout: 30000, message: `${a.name} and ${b.name} to exchange edits after ${label}`, describe: () => a.describe() + '\n' + b.describe() })
           await waitConverged([a, b], { timeout: 30000, message: `${a.name} and ${b.name} to converge after ${label}` })
         } catch (e) {
