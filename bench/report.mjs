@@ -51,10 +51,12 @@ const METRICS = [
   ['coldsync-doc20k', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
   ['coldsync-doc20k', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
   ['coldsync-doc20k', '  server RSS after (MiB)', (d) => d.rss_end_mb, 'lo', 1],
+  ['unloaded-doc20k', '  from disk, after an idle unload: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
   ['disk-doc20k', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
   ['coldsync-fragmented', 'fragmented (200 writers, 20,000 updates) in memory: join, median (ms)', (d) => d.median_join_ms, 'lo', 1],
   ['coldsync-fragmented', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
   ['coldsync-fragmented', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
+  ['unloaded-fragmented', '  from disk, after an idle unload: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
   ['disk-fragmented', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1]
 ]
 

@@ -38,6 +38,8 @@ else
 	FAN_DURATION=15s MAX_DURATION=10s JOINS=5
 fi
 
+IDLE_UNLOAD=2s
+
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # --- servers: started here, stopped by PID -----------------------------------------------
@@ -60,6 +62,9 @@ wait_port() { # port timeout_s
 	return 1
 }
 
+# room_idle_timeout is short so that the run can measure a join from disk in a warm
+# process (a room unloads that long after its last client left); rooms with clients, as in
+# every other scenario, never unload.
 caddyfile() { # port data_dir fsync_line
 	cat <<EOF
 {
@@ -72,6 +77,7 @@ http://127.0.0.1:$1 {
 	bind 127.0.0.1
 	wiredb /rooms/* {
 		data_dir $2
+		room_idle_timeout $IDLE_UNLOAD
 		$3
 	}
 }
@@ -204,6 +210,10 @@ run_scenarios() {
 		bench coldsync-fragmented 240 coldsync -doc fragmented -joins "$JOINS" -room "$p-frag"
 	fi
 	if [[ "$cur_server" == wiredb* ]]; then
+		# from disk in a warm process: the rooms above unload once their clients are gone
+		sleep 4
+		bench unloaded-doc20k 120 coldsync -doc doc20k -join-only -joins "$JOINS" -room "$p-doc20k"
+		bench unloaded-fragmented 120 coldsync -doc fragmented -join-only -joins "$JOINS" -room "$p-frag"
 		# from disk: restart on the same data directory; a room loads on its first join
 		stop_server
 		start_server "$cur_server" keep

@@ -121,15 +121,16 @@ func (h *Hub) CompactRoom(key string) error {
 	})
 }
 
-// compactIfIdle compacts unless updates wait for their fsync: those are in
-// the file but not in the room's state, so a compaction would drop them.
+// compactIfIdle compacts unless updates wait for their fsync (those are in
+// the file but not in the room's state, so a compaction would drop them) or
+// a compaction runs already.
 func (r *room) compactIfIdle() (done bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.log == nil {
 		return true, ErrRoomNotFound
 	}
-	if len(r.pending) > 0 {
+	if len(r.pending) > 0 || r.compactDone != nil {
 		return false, nil
 	}
 	return true, r.compactNowLocked()

@@ -120,7 +120,7 @@ func BenchmarkLoadRoom(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := log.Compact(merged); err != nil {
+				if err := log.Compact(merged, log.Mark()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -53,6 +53,12 @@ type room struct {
 	pending    []pendingUpdate
 	committing bool
 
+	// compactDone is non-nil while a compaction runs outside the room lock
+	// (see runCompaction), and closed when it ends. foldGen counts folds,
+	// so that it can tell whether the snapshot moved on meanwhile.
+	compactDone chan struct{}
+	foldGen     uint64
+
 	fileBytes int64 // the file's size as last reported to Metrics
 }
 
@@ -128,6 +134,7 @@ func (r *room) foldLocked() error {
 	r.snapshot = merged
 	r.tail = nil
 	r.tailBytes = 0
+	r.foldGen++
 	// The document is unchanged, so the state vector and coverage still
 	// hold; the full step 2 is rebuilt from the new snapshot.
 	r.fullStep2 = nil
@@ -295,7 +302,10 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 // The update reaches the file (write(2)) before any client can receive it.
 // Under fsync always it is relayed only once fsynced, by commitPending.
 func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) error {
-	commit, err := r.storeUpdate(from, update, info, frame, checkNew)
+	commit, job, err := r.storeUpdate(from, update, info, frame, checkNew)
+	if job != nil {
+		r.runCompaction(job)
+	}
 	if commit {
 		r.commitPending()
 	}
@@ -303,25 +313,26 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 }
 
 // storeUpdate is applyUpdate's part under the room lock. It reports whether
-// the caller must run commitPending (fsync always, and no one else is).
-func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) (commit bool, err error) {
+// the caller must run commitPending (fsync always, and no one else is), and
+// a compaction for the caller to run once the lock is released.
+func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) (commit bool, job *compaction, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.log == nil {
-		return false, storage.ErrClosed
+		return false, nil, storage.ErrClosed
 	}
 	if checkNew {
 		cov, err := r.coverageLocked()
 		if err == nil && cov.covers(info) {
-			return false, nil
+			return false, nil, nil
 		}
 	}
 	if max := r.hub.options().MaxDocumentSize; max > 0 && r.sizeLocked()+int64(len(update)) > max {
-		return false, errDocumentTooLarge
+		return false, nil, errDocumentTooLarge
 	}
 	start := time.Now()
 	if err := r.log.Append(update); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	r.hub.metrics().Appended(time.Since(start))
 	r.trackFileSizeLocked()
@@ -332,16 +343,15 @@ func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 	// if a reload changed the policy meanwhile.
 	if r.hub.options().Fsync.Mode != FsyncAlways && len(r.pending) == 0 {
 		r.acceptLocked(update, frame, from)
-		r.compactIfDueLocked()
-		return false, nil
+		return false, r.compactionDueLocked(), nil
 	}
 	r.pending = append(r.pending, pendingUpdate{update: update, frame: frame, from: from})
 	if r.committing {
 		// The committing goroutine's next fsync covers this update.
-		return false, nil
+		return false, nil, nil
 	}
 	r.committing = true
-	return true, nil
+	return true, nil, nil
 }
 
 // commitPending is group commit: it fsyncs the room's file outside the room
@@ -369,21 +379,26 @@ func (r *room) commitPending() {
 			err = log.Sync() // covers at least the first n pending updates
 			r.hub.metrics().Synced(time.Since(start))
 		}
-		if r.finishCommit(log, n, err) {
+		done, job := r.finishCommit(log, n, err)
+		if job != nil {
+			r.runCompaction(job)
+		}
+		if done {
 			return
 		}
 	}
 }
 
 // finishCommit relays the n pending updates an fsync of log covered (or
-// drops them if it failed) and reports whether none are left waiting.
-func (r *room) finishCommit(log *storage.Log, n int, syncErr error) (done bool) {
+// drops them if it failed) and reports whether none are left waiting, and
+// a compaction that is due.
+func (r *room) finishCommit(log *storage.Log, n int, syncErr error) (done bool, job *compaction) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.log == nil || r.log != log {
 		// Unloaded meanwhile: unload made everything durable.
 		r.pending, r.committing = nil, false
-		return true
+		return true, nil
 	}
 	batch := r.pending[:n:n]
 	r.pending = r.pending[n:]
@@ -401,13 +416,13 @@ func (r *room) finishCommit(log *storage.Log, n int, syncErr error) (done bool) 
 		for _, p := range batch {
 			r.acceptLocked(p.update, p.frame, p.from)
 		}
-		r.compactIfDueLocked()
+		job = r.compactionDueLocked()
 	}
 	if len(r.pending) == 0 {
 		r.pending, r.committing = nil, false
-		return true
+		return true, job
 	}
-	return false
+	return false, job
 }
 
 // sizeLocked is the document's size as stored: the merged snapshot plus
@@ -438,16 +453,29 @@ func (r *room) acceptLocked(update, frame []byte, from *conn) {
 	r.broadcastLocked(frame, from)
 }
 
-// compactIfDueLocked compacts when the tail passed a bound. Under fsync
-// always, updates still waiting for their fsync are in the file but not in
-// the tail, so compaction waits for a moment with none.
-func (r *room) compactIfDueLocked() {
-	if len(r.pending) > 0 {
-		return
+// compaction is a compaction prepared under the room lock and run outside
+// it: merging a big document takes tens of milliseconds, and the room's
+// updates keep flowing meanwhile.
+type compaction struct {
+	log     *storage.Log
+	mark    storage.Mark // the file's end when parts were taken
+	parts   [][]byte     // the snapshot and the first n updates of the tail
+	n       int
+	foldGen uint64
+}
+
+// compactionDueLocked returns a compaction for the caller to run (with
+// runCompaction, once the room lock is released) when the tail passed a
+// bound, or nil. Under fsync always, updates still waiting for their fsync
+// are in the file but not in the tail, so compaction waits for a moment
+// with none: the file then holds exactly the snapshot and the tail.
+func (r *room) compactionDueLocked() *compaction {
+	if len(r.pending) > 0 || r.compactDone != nil || r.log == nil {
+		return nil
 	}
 	o := r.hub.options()
 	if len(r.tail) < o.CompactRecords && r.tailBytes < o.CompactBytes {
-		return
+		return nil
 	}
 	// Compacting merges the whole document, so it waits until the tail is
 	// at least half the snapshot's size: the cost per update then stays
@@ -455,9 +483,75 @@ func (r *room) compactIfDueLocked() {
 	// about 1.5 times the document. (Compacting a 100k-keystroke room
 	// every 1,000 updates took two thirds of the server's CPU.)
 	if r.tailBytes*2 < len(r.snapshot) {
+		return nil
+	}
+	parts := make([][]byte, 0, len(r.tail)+1)
+	if !bytes.Equal(r.snapshot, emptyUpdate) {
+		parts = append(parts, r.snapshot)
+	}
+	parts = append(parts, r.tail...)
+	r.compactDone = make(chan struct{})
+	return &compaction{log: r.log, mark: r.log.Mark(), parts: parts, n: len(r.tail), foldGen: r.foldGen}
+}
+
+// runCompaction merges and rewrites the file without the room lock, then
+// makes the merged update the room's snapshot, unless a fold moved the
+// snapshot on meanwhile. Updates accepted meanwhile stay in the tail, and
+// the file keeps them after the merged record. A failure is logged and
+// leaves the file as it was: appends go on.
+func (r *room) runCompaction(job *compaction) {
+	start := time.Now()
+	merged, err := func() (merged []byte, err error) {
+		// A panic must still end the compaction below, or unload would
+		// wait for it forever.
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("panic: %v", v)
+			}
+		}()
+		if merged, err = ysafe.Merge(job.parts); err != nil {
+			return nil, err
+		}
+		return merged, job.log.Compact(merged, job.mark)
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(r.compactDone)
+	r.compactDone = nil
+	if err != nil {
+		if !errors.Is(err, storage.ErrClosed) && !errors.Is(err, storage.ErrStaleMark) {
+			r.hub.log().Error("compacting room file", zap.String("room", r.key), zap.String("path", job.log.Path()), zap.Error(err))
+		}
 		return
 	}
-	r.compactLocked()
+	r.hub.metrics().Compacted(time.Since(start))
+	if r.log != job.log {
+		return
+	}
+	r.trackFileSizeLocked()
+	if r.foldGen == job.foldGen {
+		r.snapshot = merged
+		for _, u := range r.tail[:job.n] {
+			r.tailBytes -= len(u)
+		}
+		r.tail = append([][]byte(nil), r.tail[job.n:]...)
+		r.foldGen++
+		// The document is unchanged: the state vector, coverage and full
+		// step 2 still hold.
+	}
+	r.hub.log().Info("compacted room file", zap.String("room", r.key),
+		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
+}
+
+// awaitCompactionLocked waits, with the room lock released meanwhile, until
+// no compaction runs.
+func (r *room) awaitCompactionLocked() {
+	for r.compactDone != nil {
+		done := r.compactDone
+		r.mu.Unlock()
+		<-done
+		r.mu.Lock()
+	}
 }
 
 // compactLocked folds the tail and rewrites the file as one record. A
@@ -468,7 +562,10 @@ func (r *room) compactLocked() {
 	}
 }
 
-// compactNowLocked folds the tail and rewrites the file as one record.
+// compactNowLocked folds the tail and rewrites the file as one record, all
+// under the room lock. The caller makes sure that no update waits for its
+// fsync and no compaction runs (awaitCompactionLocked): the file then holds
+// exactly the snapshot and the tail.
 func (r *room) compactNowLocked() error {
 	if err := r.foldLocked(); err != nil {
 		return err
@@ -477,7 +574,7 @@ func (r *room) compactNowLocked() error {
 		return nil
 	}
 	start := time.Now()
-	if err := r.log.Compact(r.snapshot); err != nil {
+	if err := r.log.Compact(r.snapshot, r.log.Mark()); err != nil {
 		return err
 	}
 	r.hub.metrics().Compacted(time.Since(start))
@@ -550,6 +647,7 @@ func (r *room) closeAll(code websocket.StatusCode, reason string) {
 func (r *room) unload() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.awaitCompactionLocked()
 	if r.log == nil {
 		return
 	}

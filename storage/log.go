@@ -31,6 +31,9 @@ var (
 	ErrCorrupt = errors.New("storage: corrupt record")
 	// ErrClosed is returned by the methods of a closed Log.
 	ErrClosed = errors.New("storage: log closed")
+	// ErrStaleMark is returned by Compact when the file was replaced (by
+	// another compaction) after its Mark was taken. Nothing was changed.
+	ErrStaleMark = errors.New("storage: compaction mark is stale")
 )
 
 // Store is a directory of room files. It is safe for concurrent use; callers
@@ -120,6 +123,22 @@ type Log struct {
 	appended uint64 // records appended since Open, ever
 	synced   uint64 // appended records known to be on stable storage
 	err      error  // sticky: a failed write that could not be rolled back
+	gen      uint64 // which file f is: incremented each time Compact replaces it
+}
+
+// Mark is a point in a Log: the records appended before it. Compact takes
+// one, so that a compaction can be prepared while appends go on.
+type Mark struct {
+	gen     uint64
+	size    int64
+	records int
+}
+
+// Mark returns the log's current end.
+func (l *Log) Mark() Mark {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Mark{gen: l.gen, size: l.size, records: l.records}
 }
 
 // Open opens (creating if needed) the log of key and reads every record in
@@ -353,17 +372,26 @@ func (l *Log) Unsynced() int {
 	return int(l.appended - l.synced)
 }
 
-// Compact replaces the file with the header and one record holding merged,
-// which must contain everything the file holds. The new file is written
-// beside the old one, fsynced, renamed over it and the directory fsynced,
-// so a crash at any point leaves either the old or the new file, whole.
-func (l *Log) Compact(merged []byte) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+// Compact replaces the file with the header, one record holding merged, and
+// the records appended after m, which were taken with Mark; merged must
+// contain everything the log held at m. The new file is written beside the
+// old one, fsynced, renamed over it and the directory fsynced, so a crash at
+// any point leaves either the old or the new file, whole.
+//
+// Most of the work happens while appends (and Syncs) go on: the new file is
+// written and fsynced with no lock held, and only the records appended
+// meanwhile (usually few) are copied, and fsynced, while appends wait.
+// It returns ErrStaleMark, with nothing changed, if another compaction
+// replaced the file after m.
+func (l *Log) Compact(merged []byte, m Mark) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	f, gen, copied := l.f, l.gen, l.size
+	l.mu.Unlock()
+	if f == nil {
 		return ErrClosed
+	}
+	if gen != m.gen {
+		return ErrStaleMark
 	}
 	dir := filepath.Dir(l.path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(l.path)+".*.tmp")
@@ -374,6 +402,9 @@ func (l *Log) Compact(merged []byte) error {
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmpName)
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrStaleMark) {
+			return err
+		}
 		return fmt.Errorf("compacting %s: %w", l.path, err)
 	}
 	buf := make([]byte, 0, len(Header)+len(merged)+10)
@@ -383,30 +414,70 @@ func (l *Log) Compact(merged []byte) error {
 	if _, err := tmp.Write(buf); err != nil {
 		return fail(err)
 	}
+	size := int64(len(buf))
+	// Records appended after m so far: whole records (l.size only counts
+	// those), read with pread while appends go on at the end of f.
+	n, err := copyRange(tmp, f, m.size, copied)
+	size += n
+	if err != nil {
+		return fail(err)
+	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
+
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return fail(ErrClosed)
+	}
+	if l.gen != gen {
+		return fail(ErrStaleMark)
+	}
+	if l.size > copied {
+		// Appended while the new file was being written.
+		n, err := copyRange(tmp, l.f, copied, l.size)
+		size += n
+		if err != nil {
+			return fail(err)
+		}
+		if err := tmp.Sync(); err != nil {
+			return fail(err)
+		}
+	}
 	if err := os.Rename(tmpName, l.path); err != nil {
 		return fail(err)
 	}
+	records := 1 + l.records - m.records
 	if err := SyncDir(dir); err != nil {
 		// The rename happened; the new file is the log from now on.
-		l.swap(tmp, int64(len(buf)))
+		l.swap(tmp, size, records)
 		return err
 	}
-	l.swap(tmp, int64(len(buf)))
+	l.swap(tmp, size, records)
 	return nil
 }
 
-func (l *Log) swap(f *os.File, size int64) {
+// copyRange appends the bytes [from, to) of src to dst.
+func copyRange(dst io.Writer, src *os.File, from, to int64) (int64, error) {
+	if to <= from {
+		return 0, nil
+	}
+	return io.Copy(dst, io.NewSectionReader(src, from, to-from))
+}
+
+func (l *Log) swap(f *os.File, size int64, records int) {
 	l.f.Close()
 	l.f = f
+	l.gen++
 	l.size = size
-	l.records = 1
-	l.synced = l.appended // merged holds every record, and is fsynced
+	l.records = records
+	l.synced = l.appended // the new file holds every record, and is fsynced
 	l.err = nil
 }
 

@@ -186,7 +186,7 @@ func TestCompact(t *testing.T) {
 		}
 	}
 	merged := textUpdate(3, 0, "xxxxxxxxxx")
-	if err := l.Compact(merged); err != nil {
+	if err := l.Compact(merged, l.Mark()); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Append(textUpdate(3, 10, "y")); err != nil {
