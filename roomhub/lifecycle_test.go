@@ -1,6 +1,7 @@
 package roomhub
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -320,5 +321,79 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			}
 			check("the file after unload", after...)
 		})
+	}
+}
+
+// Updates accepted while a compaction runs (here: between its merge and the
+// file's rewrite) are in the file right after it, behind the merged record.
+func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{CompactRecords: 20, Fsync: FsyncPolicy{Mode: FsyncNever}})
+	r, err := hub.acquire("doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.release(r)
+	updates := randomEdits(t, 1, 60)
+	next := 0
+	apply := func() {
+		t.Helper()
+		u := updates[next]
+		next++
+		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+		if err == nil {
+			err = r.applyUpdate(nil, u, info, nil, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hooked := 0
+	testHookCompactionMerged = func() {
+		hooked++
+		if hooked == 1 {
+			for range 5 {
+				apply()
+			}
+		}
+	}
+	defer func() { testHookCompactionMerged = nil }()
+	for hooked == 0 {
+		apply()
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "doc.y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records [][]byte
+	for rest := data[len(storage.Header):]; len(rest) > 0; {
+		n, w, err := yproto.ReadVarUint(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, rest[w:w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	if len(records) != 6 {
+		t.Fatalf("%d records after the compaction, want the merged one and the 5 accepted meanwhile", len(records))
+	}
+	for i, u := range updates[next-5 : next] {
+		if !bytes.Equal(records[1+i], u) {
+			t.Fatalf("record %d is not the update accepted meanwhile", 1+i)
+		}
+	}
+	merged, err := ysafe.Merge(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText, _, wantSV := readDoc(t, updates[:next]...)
+	if text, _, sv := readDoc(t, merged); text != wantText || sv != wantSV {
+		t.Fatalf("the file after the compaction holds %q (sv %s), want %q (sv %s)", text, sv, wantText, wantSV)
+	}
+	r.mu.Lock()
+	tail := len(r.tail)
+	r.mu.Unlock()
+	if tail != 5 {
+		t.Fatalf("the room's tail holds %d updates after the compaction, want the 5 accepted meanwhile", tail)
 	}
 }

@@ -60,6 +60,10 @@ type room struct {
 	foldGen     uint64
 
 	fileBytes int64 // the file's size as last reported to Metrics
+	// mergedBytes is how much of the file the last compaction wrote (the
+	// header and the merged record); what follows it is what the next
+	// compaction would merge.
+	mergedBytes int64
 }
 
 // pendingUpdate is an accepted update waiting for its fsync.
@@ -104,6 +108,10 @@ func (r *room) load() error {
 	}
 	r.log = log
 	r.trackFileSizeLocked()
+	r.mergedBytes = int64(len(storage.Header))
+	if len(records) == 1 {
+		r.mergedBytes = log.Size()
+	}
 	r.tail = records
 	for _, u := range records {
 		r.tailBytes += len(u)
@@ -473,16 +481,24 @@ func (r *room) compactionDueLocked() *compaction {
 	if len(r.pending) > 0 || r.compactDone != nil || r.log == nil {
 		return nil
 	}
+	// Measured on the file, not the tail: joins fold the tail into the
+	// snapshot, but the file keeps every record until a compaction.
 	o := r.hub.options()
-	if len(r.tail) < o.CompactRecords && r.tailBytes < o.CompactBytes {
+	records := r.log.Records() // appended since the last compaction...
+	if r.mergedBytes > int64(len(storage.Header)) {
+		records-- // ...after the merged record it wrote
+	}
+	unmerged := r.log.Size() - r.mergedBytes
+	if records < o.CompactRecords && unmerged < int64(o.CompactBytes) {
 		return nil
 	}
-	// Compacting merges the whole document, so it waits until the tail is
-	// at least half the snapshot's size: the cost per update then stays
-	// constant however big the document grows, and the file stays within
-	// about 1.5 times the document. (Compacting a 100k-keystroke room
-	// every 1,000 updates took two thirds of the server's CPU.)
-	if r.tailBytes*2 < len(r.snapshot) {
+	// Compacting merges the whole document, so it waits until what
+	// follows the merged record is at least half its size: the cost per
+	// update then stays constant however big the document grows, and the
+	// file stays within about 1.5 times the document. (Compacting a
+	// 100k-keystroke room every 1,000 updates took two thirds of the
+	// server's CPU.)
+	if unmerged*2 < r.mergedBytes {
 		return nil
 	}
 	parts := make([][]byte, 0, len(r.tail)+1)
@@ -512,6 +528,9 @@ func (r *room) runCompaction(job *compaction) {
 		if merged, err = ysafe.Merge(job.parts); err != nil {
 			return nil, err
 		}
+		if testHookCompactionMerged != nil {
+			testHookCompactionMerged()
+		}
 		return merged, job.log.Compact(merged, job.mark)
 	}()
 	r.mu.Lock()
@@ -529,6 +548,7 @@ func (r *room) runCompaction(job *compaction) {
 		return
 	}
 	r.trackFileSizeLocked()
+	r.mergedBytes = mergedRecordBytes(merged)
 	if r.foldGen == job.foldGen {
 		r.snapshot = merged
 		for _, u := range r.tail[:job.n] {
@@ -542,6 +562,10 @@ func (r *room) runCompaction(job *compaction) {
 	r.hub.log().Info("compacted room file", zap.String("room", r.key),
 		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
 }
+
+// testHookCompactionMerged, when set by a test, runs in runCompaction
+// between the merge and the file's rewrite, with the room unlocked.
+var testHookCompactionMerged func()
 
 // awaitCompactionLocked waits, with the room lock released meanwhile, until
 // no compaction runs.
@@ -579,9 +603,15 @@ func (r *room) compactNowLocked() error {
 	}
 	r.hub.metrics().Compacted(time.Since(start))
 	r.trackFileSizeLocked()
+	r.mergedBytes = mergedRecordBytes(r.snapshot)
 	r.hub.log().Info("compacted room file", zap.String("room", r.key),
 		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// mergedRecordBytes is the size of a compacted file holding merged.
+func mergedRecordBytes(merged []byte) int64 {
+	return int64(len(storage.Header) + len(yproto.AppendVarUint(nil, uint64(len(merged)))) + len(merged))
 }
 
 // applyAwareness records the entries that are newer than what the room
