@@ -397,3 +397,46 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 		t.Fatalf("the room's tail holds %d updates after the compaction, want the 5 accepted meanwhile", tail)
 	}
 }
+
+// A compacted room's state vector comes from storage's parse of its one
+// record at load, and equals y-crdt's.
+func TestLoadTakesStateVectorFromStoragesParse(t *testing.T) {
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{})
+	r, err := hub.acquire("doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range randomEdits(t, 3, 300) {
+		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+		if err == nil {
+			err = r.applyUpdate(nil, u, info, nil, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub.release(r)
+	hub.Close() // compacts the file to one record
+
+	hub2 := newTestHub(t, dir, Options{})
+	r2, err := hub2.acquire("doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub2.release(r2)
+	r2.mu.Lock()
+	defer r2.mu.Unlock()
+	if r2.log.Records() != 1 || r2.stateVector == nil {
+		t.Fatalf("after loading a compacted file: %d records, state vector %x", r2.log.Records(), r2.stateVector)
+	}
+	want, err := ysafe.StateVector(r2.snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := yproto.ValidateStateVector(r2.stateVector)
+	exp, _ := yproto.ValidateStateVector(want)
+	if fmt.Sprint(got) != fmt.Sprint(exp) || len(got) != 3 {
+		t.Fatalf("state vector at load %v, y-crdt says %v", got, exp)
+	}
+}

@@ -122,6 +122,12 @@ func (r *room) load() error {
 			return fmt.Errorf("merging %s: %w", log.Path(), err)
 		}
 	}
+	// A compacted file's one record is the snapshot, and storage has
+	// parsed it already: its state vector, which every join needs, comes
+	// from that parse instead of a second one.
+	if info, ok := log.TakeOnlyRecordInfo(); ok {
+		r.stateVector = stateVectorFromInfo(info)
+	}
 	return nil
 }
 
@@ -179,8 +185,20 @@ func (r *room) stateVectorLocked() ([]byte, error) {
 // and Yjs counts a client only if that run starts at clock 0.
 func stateVectorOf(update []byte) ([]byte, error) {
 	info, err := yproto.ValidateUpdate(update, yproto.Limits{})
-	if err != nil || info.HasSkips {
+	if err != nil {
 		return ysafe.StateVector(update)
+	}
+	if sv := stateVectorFromInfo(info); sv != nil {
+		return sv, nil
+	}
+	return ysafe.StateVector(update)
+}
+
+// stateVectorFromInfo is the state vector of the update info was parsed
+// from, or nil if it has Skip structs (stateVectorOf then asks y-crdt).
+func stateVectorFromInfo(info yproto.UpdateInfo) []byte {
+	if info.HasSkips {
+		return nil
 	}
 	n := 0
 	for _, s := range info.Structs {
@@ -195,7 +213,7 @@ func stateVectorOf(update []byte) ([]byte, error) {
 			sv = yproto.AppendVarUint(sv, s.End)
 		}
 	}
-	return sv, nil
+	return sv
 }
 
 // join adds c and greets it: the server's sync step 1, then every current

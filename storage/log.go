@@ -124,6 +124,24 @@ type Log struct {
 	synced   uint64 // appended records known to be on stable storage
 	err      error  // sticky: a failed write that could not be rolled back
 	gen      uint64 // which file f is: incremented each time Compact replaces it
+
+	// onlyRecord is yproto's parse of the file's record when Open found
+	// exactly one (a compacted file); see TakeOnlyRecordInfo.
+	onlyRecord *yproto.UpdateInfo
+}
+
+// TakeOnlyRecordInfo returns, once, yproto's parse of the file's record if
+// Open found exactly one (as in a compacted file), so that a caller needing
+// it (for the state vector, say) does not parse the record again.
+func (l *Log) TakeOnlyRecordInfo() (yproto.UpdateInfo, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	info := l.onlyRecord
+	l.onlyRecord = nil
+	if info == nil {
+		return yproto.UpdateInfo{}, false
+	}
+	return *info, true
 }
 
 // Mark is a point in a Log: the records appended before it. Compact takes
@@ -157,7 +175,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)
 	}
 	l := &Log{path: path, f: f, fsyncs: &s.fsyncs}
-	records, good, total, err := readFile(f)
+	records, last, good, total, err := readFile(f)
 	if err != nil {
 		f.Close()
 		return nil, nil, rec, fmt.Errorf("reading %s: %w", path, err)
@@ -206,60 +224,66 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 	}
 	l.size = good
 	l.records = len(records)
+	if len(records) == 1 {
+		l.onlyRecord = &last
+	}
 	return l, records, rec, nil
 }
 
-// readFile parses a whole file. good is the offset after the last whole
-// record; total is the file size. A file shorter than the header whose bytes
-// are a prefix of it counts as a torn header (good = 0).
-func readFile(f *os.File) (records [][]byte, good, total int64, err error) {
+// readFile parses a whole file. last is yproto's parse of the last record;
+// good is the offset after the last whole record; total is the file size. A
+// file shorter than the header whose bytes are a prefix of it counts as a
+// torn header (good = 0).
+func readFile(f *os.File) (records [][]byte, last yproto.UpdateInfo, good, total int64, err error) {
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, last, 0, 0, err
 	}
 	total = int64(len(data))
 	if total == 0 {
-		return nil, 0, 0, nil
+		return nil, last, 0, 0, nil
 	}
 	if len(data) < len(Header) {
 		if bytes.HasPrefix([]byte(Header), data) {
-			return nil, 0, total, nil
+			return nil, last, 0, total, nil
 		}
-		return nil, 0, 0, ErrNotWireDB
+		return nil, last, 0, 0, ErrNotWireDB
 	}
 	if err := checkHeader(data[:len(Header)]); err != nil {
-		return nil, 0, 0, err
+		return nil, last, 0, 0, err
 	}
 	off := len(Header)
 	for off < len(data) {
 		n, w, err := yproto.ReadVarUint(data[off:])
 		if err != nil {
 			// A length cut off by the end of the file is a torn write.
-			return records, int64(off), total, nil
+			return records, last, int64(off), total, nil
 		}
 		if n > maxRecordSize {
-			return nil, 0, 0, fmt.Errorf("%w at offset %d: record claims %d bytes", ErrCorrupt, off, n)
+			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: record claims %d bytes", ErrCorrupt, off, n)
 		}
 		if n == 0 {
 			// Zero bytes to the end are what a power loss can leave of an
 			// unfinished block; a zero-length record anywhere else is not ours.
 			if allZero(data[off:]) {
-				return records, int64(off), total, nil
+				return records, last, int64(off), total, nil
 			}
-			return nil, 0, 0, fmt.Errorf("%w at offset %d: empty record", ErrCorrupt, off)
+			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: empty record", ErrCorrupt, off)
 		}
 		end := off + w + int(n)
 		if end > len(data) {
-			return records, int64(off), total, nil
+			return records, last, int64(off), total, nil
 		}
 		u := data[off+w : end]
-		if _, err := yproto.ValidateUpdate(u, yproto.Limits{}); err != nil {
-			return nil, 0, 0, fmt.Errorf("%w at offset %d: %w", ErrCorrupt, off, err)
+		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+		if err != nil {
+			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: %w", ErrCorrupt, off, err)
 		}
 		records = append(records, u)
+		last = info
 		off = end
 	}
-	return records, int64(off), total, nil
+	return records, last, int64(off), total, nil
 }
 
 func checkHeader(h []byte) error {
