@@ -235,7 +235,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 // file shorter than the header whose bytes are a prefix of it counts as a
 // torn header (good = 0).
 func readFile(f *os.File) (records [][]byte, last yproto.UpdateInfo, good, total int64, err error) {
-	data, err := io.ReadAll(f)
+	data, err := readAll(f)
 	if err != nil {
 		return nil, last, 0, 0, err
 	}
@@ -284,6 +284,29 @@ func readFile(f *os.File) (records [][]byte, last yproto.UpdateInfo, good, total
 		off = end
 	}
 	return records, last, int64(off), total, nil
+}
+
+// readAll reads f to its end into one buffer of its size (io.ReadAll grows
+// a buffer step by step, copying a big room's file several times).
+func readAll(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, fi.Size()+1) // +1: EOF is seen without growing
+	for {
+		if len(buf) == cap(buf) { // the file grew meanwhile
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 func checkHeader(h []byte) error {
