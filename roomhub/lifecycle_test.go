@@ -2,7 +2,9 @@ package roomhub
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -439,4 +441,145 @@ func TestLoadTakesStateVectorFromStoragesParse(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(exp) || len(got) != 3 {
 		t.Fatalf("state vector at load %v, y-crdt says %v", got, exp)
 	}
+}
+
+// Clients joining while writers edit get, from their step 2 and the updates
+// relayed after their join, the whole document: the step 2 is built from a
+// merge done without the room lock (refreshState), while compactions run.
+func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
+	for _, mode := range []FsyncMode{FsyncNever, FsyncAlways} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			hub := newTestHub(t, t.TempDir(), Options{CompactRecords: 20, OutboundQueueBytes: 64 << 20, Fsync: FsyncPolicy{Mode: mode}})
+			r, err := hub.acquire("doc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hub.release(r)
+			const writers, joiners = 4, 12
+			updates := randomEdits(t, writers, 600)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := w; i < len(updates); i += writers {
+						info, err := yproto.ValidateUpdate(updates[i], yproto.Limits{})
+						if err == nil {
+							err = r.applyUpdate(nil, updates[i], info, nil, false)
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			conns := make([]*conn, joiners)
+			sinks := make([]*frameSink, joiners)
+			for j := range sinks {
+				sinks[j] = &frameSink{}
+			}
+			for j := range joiners {
+				wg.Go(func() {
+					time.Sleep(time.Duration(j) * time.Millisecond)
+					c := newConn(nil, sinks[j], false, hub) // frames go to the sink
+					if err := r.join(c); err != nil {
+						t.Error(err)
+						return
+					}
+					if err := r.answerStep1(c, []byte{0}); err != nil {
+						t.Error(err)
+						return
+					}
+					conns[j] = c
+				})
+			}
+			wg.Wait()
+			defer func() {
+				for _, c := range conns {
+					if c != nil {
+						r.leave(c) // they have no WebSocket for the hub's Close to close
+					}
+				}
+			}()
+			if t.Failed() {
+				return
+			}
+			wantText, wantMap, wantSV := readDoc(t, updates...)
+			for j := range conns {
+				queue := sinks[j].messages(t)
+				var got [][]byte
+				step2 := 0
+				for _, frame := range queue {
+					m, err := yproto.DecodeMessage(frame)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if m.Type == yproto.MessageSync && (m.Sync == yproto.SyncStep2 || m.Sync == yproto.SyncUpdate) {
+						got = append(got, m.Payload)
+						if m.Sync == yproto.SyncStep2 {
+							step2++
+						}
+					}
+				}
+				if step2 != 1 {
+					t.Fatalf("joiner %d got %d step 2 messages", j, step2)
+				}
+				merged, err := ysafe.Merge(got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if text, m, sv := readDoc(t, merged); text != wantText || m != wantMap || sv != wantSV {
+					t.Fatalf("joiner %d has %q (sv %s), want %q (sv %s)", j, text, sv, wantText, wantSV)
+				}
+			}
+		})
+	}
+}
+
+// frameSink stands for a client's socket: it records the frames a conn
+// writes (its raw path), and hands out their payloads once writing is over.
+type frameSink struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	buf      []byte
+}
+
+func (s *frameSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = append(s.buf, p...)
+	return len(p), nil
+}
+
+func (s *frameSink) SetWriteDeadline(time.Time) error { return nil }
+
+// messages waits until the sink stops growing, then splits it into the
+// payloads of its (unmasked, unfragmented binary) frames.
+func (s *frameSink) messages(t *testing.T) [][]byte {
+	t.Helper()
+	var data []byte
+	for prev := -1; ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		data = bytes.Clone(s.buf)
+		s.mu.Unlock()
+		if len(data) == prev {
+			break
+		}
+		prev = len(data)
+	}
+	var out [][]byte
+	for len(data) > 0 {
+		if len(data) < 2 || data[0] != 0x82 {
+			t.Fatalf("not a final binary frame: % x", data[:min(len(data), 4)])
+		}
+		n, h := uint64(data[1]&0x7f), 2
+		switch n {
+		case 126:
+			n, h = uint64(binary.BigEndian.Uint16(data[2:4])), 4
+		case 127:
+			n, h = binary.BigEndian.Uint64(data[2:10]), 10
+		}
+		out = append(out, data[h:h+int(n)])
+		data = data[h+int(n):]
+	}
+	return out
 }

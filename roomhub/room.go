@@ -220,6 +220,12 @@ func stateVectorFromInfo(info yproto.UpdateInfo) []byte {
 // awareness state. Both are queued under the room lock, so every update
 // accepted later is queued after them.
 func (r *room) join(c *conn) error {
+	// The merge and the state vector the greeting needs are computed first,
+	// without the room lock; under it they are then ready, unless updates
+	// arrived meanwhile.
+	if _, err := r.refreshState(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if max := r.hub.options().MaxConnsPerRoom; max > 0 && len(r.conns) >= max {
@@ -289,10 +295,12 @@ func (r *room) broadcastLocked(msg []byte, except *conn) {
 }
 
 // answerStep1 sends c the part of the document its state vector lacks.
+//
+// It answers from the document as refreshState found it, without holding
+// the room lock while merging or diffing: c has been in the room since its
+// join, so every update accepted after that moment reaches it by broadcast.
 func (r *room) answerStep1(c *conn, clientSV []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	state, err := r.stateLocked()
+	state, err := r.refreshState()
 	if err != nil {
 		return err
 	}
@@ -302,10 +310,15 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 		// the whole document, with no diff to compute, and the same
 		// message (shared, never modified) serves every such join until
 		// the document changes.
-		if r.fullStep2 == nil {
-			r.fullStep2 = yproto.AppendSyncStep2(nil, state)
-		}
+		r.mu.Lock()
 		msg = r.fullStep2
+		if msg == nil {
+			msg = yproto.AppendSyncStep2(nil, state)
+			if len(r.tail) == 0 && sameBytes(r.snapshot, state) {
+				r.fullStep2 = msg // still the whole document
+			}
+		}
+		r.mu.Unlock()
 	} else {
 		diff, err := ysafe.Diff(state, clientSV)
 		if err != nil {
@@ -317,6 +330,61 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 		return errQueueFull
 	}
 	return nil
+}
+
+// refreshState returns the whole document as one update, merging the tail
+// into the snapshot, and computes the state vector that goes with it. The
+// merge and the state vector's parse, milliseconds each for a big document,
+// run with the room unlocked, so that updates keep flowing; the results
+// become the room's if no other fold happened meanwhile (and the state
+// vector only if no update arrived meanwhile either).
+func (r *room) refreshState() ([]byte, error) {
+	r.mu.Lock()
+	if len(r.tail) == 0 && r.stateVector != nil {
+		state := r.snapshot
+		r.mu.Unlock()
+		return state, nil
+	}
+	parts := make([][]byte, 0, len(r.tail)+1)
+	if len(r.tail) == 0 || !bytes.Equal(r.snapshot, emptyUpdate) {
+		parts = append(parts, r.snapshot)
+	}
+	parts = append(parts, r.tail...)
+	n, gen := len(r.tail), r.foldGen
+	r.mu.Unlock()
+
+	merged, err := ysafe.Merge(parts)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := stateVectorOf(merged)
+	if err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.foldGen != gen || r.log == nil {
+		return merged, nil
+	}
+	if n > 0 {
+		r.snapshot = merged
+		for _, u := range r.tail[:n] {
+			r.tailBytes -= len(u)
+		}
+		r.tail = append([][]byte(nil), r.tail[n:]...)
+		r.foldGen++
+		// The document is unchanged: the coverage and full step 2 hold.
+	}
+	if len(r.tail) == 0 {
+		r.stateVector = sv
+	}
+	return merged, nil
+}
+
+// sameBytes reports whether a and b are the same slice (not only equal).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // applyUpdate stores a validated update and relays frame (or, when frame is
