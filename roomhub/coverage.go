@@ -27,6 +27,12 @@ func (r *room) coverageLocked() (*coverage, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.coverage = coverageFromInfo(info)
+	return r.coverage, nil
+}
+
+// coverageFromInfo is the coverage of the update info was parsed from.
+func coverageFromInfo(info yproto.UpdateInfo) *coverage {
 	cov := &coverage{
 		structs: make(map[uint64]yproto.ClientRange, len(info.Structs)),
 		deletes: make(map[uint64][]yproto.DeleteRange),
@@ -41,8 +47,7 @@ func (r *room) coverageLocked() (*coverage, error) {
 	for client, ds := range cov.deletes {
 		cov.deletes[client] = mergeRanges(ds)
 	}
-	r.coverage = cov
-	return cov, nil
+	return cov
 }
 
 func mergeRanges(ds []yproto.DeleteRange) []yproto.DeleteRange {

@@ -340,6 +340,11 @@ func (h *Hub) handle(r *room, c *conn, frame []byte) *protocolError {
 			relay := frame
 			if msg.Sync == yproto.SyncStep2 {
 				relay = nil // relayed as an update message
+				// It is checked for new content against the room's
+				// coverage: computed here, without the room lock.
+				if _, err := r.refreshState(true); err != nil {
+					return storageFailure(err)
+				}
 			}
 			if err := r.applyUpdate(c, msg.Payload, info, relay, msg.Sync == yproto.SyncStep2); err != nil {
 				return storageFailure(err)

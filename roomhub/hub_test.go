@@ -1,6 +1,7 @@
 package roomhub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	y "github.com/skyterra/y-crdt"
 
 	"github.com/caddy-wiredb/wiredb/internal/wsframe"
+	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -412,5 +414,55 @@ func TestRelayWithoutRawConn(t *testing.T) {
 	}
 	if got := textOf(t, b.fullState(), "t"); len(got) != 50 {
 		t.Fatalf("room text has %d characters, want 50", len(got))
+	}
+}
+
+// A step 2 that repeats what the room has (a reconnecting client sends its
+// whole document) is neither stored nor relayed; one with something new is
+// both. The check uses the coverage refreshState computes unlocked.
+func TestRepeatedStep2IsNotStored(t *testing.T) {
+	dir := t.TempDir()
+	hub := newTestHub(t, dir, Options{})
+	url := testServer(t, hub)
+	a := dial(t, url+"/again")
+	a.next(isSync(yproto.SyncStep1))
+	w := newDocWriter()
+	var sent [][]byte
+	for _, s := range []string{"one ", "two ", "three"} {
+		u := w.insert("t", s)
+		sent = append(sent, u)
+		a.send(yproto.AppendSyncUpdate(nil, u))
+	}
+	a.fullState() // the updates are in the room
+	b := dial(t, url+"/again")
+	b.next(isSync(yproto.SyncStep1))
+	b.fullState()
+
+	records := func() int {
+		r, err := hub.acquire("again")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hub.release(r)
+		return r.log.Records()
+	}
+	before := records()
+	whole, err := ysafe.Merge(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(yproto.AppendSyncStep2(nil, whole))
+	a.fullState() // handled in order: the step 2 is behind us
+	if got := records(); got != before {
+		t.Fatalf("a repeated step 2 was stored: %d records, %d before", got, before)
+	}
+	more := w.insert("t", "!")
+	a.send(yproto.AppendSyncStep2(nil, more))
+	relayed := b.next(isSync(yproto.SyncUpdate))
+	if !bytes.Equal(relayed.Payload, more) {
+		t.Fatalf("b got %x, want the new step 2's update %x", relayed.Payload, more)
+	}
+	if got := records(); got != before+1 {
+		t.Fatalf("a new step 2 left %d records, want %d", got, before+1)
 	}
 }

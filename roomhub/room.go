@@ -223,7 +223,7 @@ func (r *room) join(c *conn) error {
 	// The merge and the state vector the greeting needs are computed first,
 	// without the room lock; under it they are then ready, unless updates
 	// arrived meanwhile.
-	if _, err := r.refreshState(); err != nil {
+	if _, err := r.refreshState(false); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -300,7 +300,7 @@ func (r *room) broadcastLocked(msg []byte, except *conn) {
 // the room lock while merging or diffing: c has been in the room since its
 // join, so every update accepted after that moment reaches it by broadcast.
 func (r *room) answerStep1(c *conn, clientSV []byte) error {
-	state, err := r.refreshState()
+	state, err := r.refreshState(false)
 	if err != nil {
 		return err
 	}
@@ -333,14 +333,15 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 }
 
 // refreshState returns the whole document as one update, merging the tail
-// into the snapshot, and computes the state vector that goes with it. The
-// merge and the state vector's parse, milliseconds each for a big document,
-// run with the room unlocked, so that updates keep flowing; the results
-// become the room's if no other fold happened meanwhile (and the state
-// vector only if no update arrived meanwhile either).
-func (r *room) refreshState() ([]byte, error) {
+// into the snapshot, and computes the state vector that goes with it (and,
+// withCoverage, the coverage a step 2 is checked against). The merge and
+// the parse behind the others, milliseconds each for a big document, run
+// with the room unlocked, so that updates keep flowing; the results become
+// the room's if no other fold happened meanwhile (the state vector and
+// coverage only if no update arrived meanwhile either).
+func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 	r.mu.Lock()
-	if len(r.tail) == 0 && r.stateVector != nil {
+	if len(r.tail) == 0 && r.stateVector != nil && (r.coverage != nil || !withCoverage) {
 		state := r.snapshot
 		r.mu.Unlock()
 		return state, nil
@@ -357,9 +358,19 @@ func (r *room) refreshState() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv, err := stateVectorOf(merged)
+	info, err := yproto.ValidateUpdate(merged, yproto.Limits{})
 	if err != nil {
 		return nil, err
+	}
+	sv := stateVectorFromInfo(info)
+	if sv == nil {
+		if sv, err = ysafe.StateVector(merged); err != nil {
+			return nil, err
+		}
+	}
+	var cov *coverage
+	if withCoverage {
+		cov = coverageFromInfo(info)
 	}
 
 	r.mu.Lock()
@@ -374,10 +385,13 @@ func (r *room) refreshState() ([]byte, error) {
 		}
 		r.tail = append([][]byte(nil), r.tail[n:]...)
 		r.foldGen++
-		// The document is unchanged: the coverage and full step 2 hold.
+		// The document is unchanged: the full step 2 holds.
 	}
 	if len(r.tail) == 0 {
 		r.stateVector = sv
+		if cov != nil {
+			r.coverage = cov
+		}
 	}
 	return merged, nil
 }
