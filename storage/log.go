@@ -41,6 +41,13 @@ var (
 type Store struct {
 	dir    string
 	fsyncs atomic.Uint64
+
+	// leftovers are the temp files of interrupted compactions found when
+	// the store opened, by room file name; Open removes a room's. (Listing
+	// the directory on every room load would cost O(rooms) each time, and a
+	// running server removes the temp files of its own failed compactions.)
+	leftoversMu sync.Mutex
+	leftovers   map[string][]string
 }
 
 // Fsyncs is the number of fsyncs the store's logs made for appended
@@ -57,7 +64,7 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	return &Store{dir: abs}, nil
+	return &Store{dir: abs, leftovers: findCompactionLeftovers(abs)}, nil
 }
 
 // Dir is the absolute path of the store's directory.
@@ -77,28 +84,47 @@ type Recovery struct {
 	// TruncatedBytes is the size of a torn last record that was cut off.
 	TruncatedBytes int64
 	// RemovedTemps are the temporary files of a compaction that a crash
-	// interrupted before its rename; the room file itself is whole.
+	// interrupted before its rename (found when the store opened); the room
+	// file itself is whole.
 	RemovedTemps []string
 }
 
-// removeCompactionLeftovers deletes path's compaction temp files
-// (path.<digits>.tmp, as Compact names them). Only path's own: the digits
-// test keeps "a.y" from matching the temp files of room "a.y.x".
-func removeCompactionLeftovers(path string) []string {
-	dir, base := filepath.Split(path)
+// findCompactionLeftovers lists dir's compaction temp files by the room
+// file they belong to: <name>.<digits>.tmp, as Compact names them, for a
+// room file <name> (ending in .y). The digits test keeps the temp files of
+// room "a.y.x" (file a.y.x.y) apart from those of room "a" (file a.y).
+func findCompactionLeftovers(dir string) map[string][]string {
 	entries, _ := os.ReadDir(dir)
-	var removed []string
+	found := make(map[string][]string)
 	for _, e := range entries {
-		name := e.Name()
-		if len(name) <= len(base)+len("..tmp") || !strings.HasPrefix(name, base+".") || !strings.HasSuffix(name, ".tmp") {
+		rest, ok := strings.CutSuffix(e.Name(), ".tmp")
+		if !ok {
 			continue
 		}
-		mid := name[len(base)+1 : len(name)-len(".tmp")]
-		if mid == "" || strings.Trim(mid, "0123456789") != "" {
+		i := strings.LastIndexByte(rest, '.')
+		if i < 0 {
 			continue
 		}
-		if os.Remove(filepath.Join(dir, name)) == nil {
-			removed = append(removed, filepath.Join(dir, name))
+		base, digits := rest[:i], rest[i+1:]
+		if digits == "" || strings.Trim(digits, "0123456789") != "" || !strings.HasSuffix(base, ".y") {
+			continue
+		}
+		found[base] = append(found[base], filepath.Join(dir, e.Name()))
+	}
+	return found
+}
+
+// removeCompactionLeftovers deletes the compaction temp files of the room
+// file at path that were there when the store opened.
+func (s *Store) removeCompactionLeftovers(path string) []string {
+	s.leftoversMu.Lock()
+	temps := s.leftovers[filepath.Base(path)]
+	delete(s.leftovers, filepath.Base(path))
+	s.leftoversMu.Unlock()
+	var removed []string
+	for _, tmp := range temps {
+		if os.Remove(tmp) == nil {
+			removed = append(removed, tmp)
 		}
 	}
 	return removed
@@ -169,7 +195,7 @@ func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
 	if err != nil {
 		return nil, nil, rec, err
 	}
-	rec.RemovedTemps = removeCompactionLeftovers(path)
+	rec.RemovedTemps = s.removeCompactionLeftovers(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)

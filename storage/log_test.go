@@ -292,9 +292,10 @@ func FuzzReadFile(f *testing.F) {
 }
 
 func TestOpenRemovesOnlyItsOwnCompactionLeftovers(t *testing.T) {
-	s := openStore(t)
-	path, _ := s.Path("a.y")
-	other, _ := s.Path("a.y.x") // a.y.x.y: its temps start with "a.y." too
+	// The leftovers of a crash are there when the store opens.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.y.y")    // room "a.y"
+	other := filepath.Join(dir, "a.y.x.y") // room "a.y.x": its temps start with "a.y." too
 	mine := path + ".123456.tmp"
 	theirs := other + ".42.tmp"
 	unrelated := path + ".backup.tmp"
@@ -302,6 +303,13 @@ func TestOpenRemovesOnlyItsOwnCompactionLeftovers(t *testing.T) {
 		if err := os.WriteFile(p, []byte(Header), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Path("a.y"); p != path {
+		t.Fatalf("room a.y is at %s, want %s", p, path)
 	}
 	l, _, rec, err := s.Open("a.y")
 	if err != nil {

@@ -16,7 +16,8 @@ var errExists = errors.New("exists")
 
 // writeFileAtomic writes data to path so that a crash at any point leaves either no new
 // file (or the old one) or the whole new one: a temporary file beside it (named as
-// storage's compaction names its own, path.<digits>.tmp, so the server clears a leftover),
+// storage's compaction names its own, path.<digits>.tmp, so the server clears a leftover
+// when it next starts),
 // written, read back and compared, fsynced, then renamed (or, with replace false, linked,
 // which fails if path exists) over path, and the directory fsynced.
 //
