@@ -121,22 +121,31 @@ func (h *Hub) Serve(key string, ws *websocket.Conn, co ConnOptions) error {
 	if !h.register(ws) {
 		return ErrHubClosed
 	}
-	defer h.serving.Done()
-	return h.serve(key, ws, co)
+	s, err := h.open(key, ws, co)
+	if err != nil {
+		h.serving.Done()
+		return err
+	}
+	done := make(chan error, 1)
+	go s.run(done)
+	return <-done
 }
 
-// Start is Serve on a goroutine of the hub's own, and returns at once. An
+// Start is Serve on goroutines of the hub's own, and returns at once. An
 // HTTP handler that hands its connection over this way lets its own
-// goroutine end, with the deep stack a request handler has grown: the
-// connection then costs only the small stack of a goroutine that reads it.
-// Close waits for these goroutines as for Serve calls.
+// goroutine end, with the deep stack a request handler has grown. Close
+// waits for these connections as for Serve calls.
 func (h *Hub) Start(key string, ws *websocket.Conn, co ConnOptions) error {
 	if !h.register(ws) {
 		return ErrHubClosed
 	}
 	go func() {
-		defer h.serving.Done()
-		h.serve(key, ws, co)
+		s, err := h.open(key, ws, co)
+		if err != nil {
+			h.serving.Done()
+			return
+		}
+		go s.run(nil)
 	}()
 	return nil
 }
@@ -154,10 +163,19 @@ func (h *Hub) register(ws *websocket.Conn) bool {
 	return true
 }
 
-func (h *Hub) serve(key string, ws *websocket.Conn, co ConnOptions) (err error) {
-	h.metrics().ConnOpened()
-	defer func() { h.metrics().ConnClosed() }()
+// session is one connection in its room, between open and the end of run.
+type session struct {
+	h     *Hub
+	r     *room
+	c     *conn
+	limit *rateLimiter
+}
 
+// open joins ws to its room: it loads the room if needed, starts the
+// connection and greets it. On an error the connection is closed with a
+// code and a reason, and everything open undid is undone.
+func (h *Hub) open(key string, ws *websocket.Conn, co ConnOptions) (s *session, err error) {
+	h.metrics().ConnOpened()
 	limit := co.MaxMessageSize
 	if limit <= 0 {
 		limit = h.options().MaxMessageSize
@@ -176,37 +194,45 @@ func (h *Hub) serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 				fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", g.Announced(), limit))
 		})
 	}
-	defer func() { <-c.wsClosed }()
+	var r *room
+	joined := false
 	defer func() {
-		// The read loop recovers its own panics; this is for the rest.
 		if v := recover(); v != nil {
-			h.log().Error("panic while serving a connection", zap.String("room", key),
+			h.log().Error("panic while opening a connection", zap.String("room", key),
 				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 			c.close(websocket.StatusInternalError, "internal error")
 			err = fmt.Errorf("panic: %v", v)
 		}
+		if err == nil {
+			return
+		}
+		// Undone in the reverse order of the steps below.
+		if joined {
+			r.leave(c)
+		}
+		c.close(websocket.StatusInternalError, "internal error") // no-op if closed with a reason
+		if r != nil {
+			h.release(r)
+		}
+		<-c.wsClosed
+		h.metrics().ConnClosed()
 	}()
 
-	r, err := h.acquire(key)
+	r, err = h.acquire(key)
 	if errors.Is(err, errTooManyRooms) {
 		h.log().Warn("refused a join: max_rooms reached", zap.String("room", key), zap.Int("max_rooms", h.options().MaxRooms))
 		h.metrics().Rejected(RejectRoomLimit)
 		c.close(websocket.StatusTryAgainLater, "server busy: too many rooms open")
-		return err
+		r = nil
+		return nil, err
 	}
 	if err != nil {
 		h.log().Error("opening room", zap.String("room", key), zap.Error(err))
 		c.close(websocket.StatusInternalError, roomUnavailableReason(err))
-		return err
+		r = nil
+		return nil, err
 	}
-	defer h.release(r)
-
 	c.start()
-	defer func() {
-		// Already closed with its reason, unless a panic is unwinding.
-		c.close(websocket.StatusInternalError, "internal error")
-	}()
-
 	if err := r.join(c); err != nil {
 		if errors.Is(err, errRoomFull) {
 			h.metrics().Rejected(RejectRoomLimit)
@@ -214,60 +240,100 @@ func (h *Hub) serve(key string, ws *websocket.Conn, co ConnOptions) (err error) 
 		} else {
 			c.close(websocket.StatusInternalError, "room unavailable")
 		}
-		return err
+		return nil, err
 	}
-	defer r.leave(c)
-
-	code, reason, err := h.readLoop(r, c, newRateLimiter(co.RateLimit))
-	c.close(code, reason)
-	return err
+	joined = true
+	return &session{h: h, r: r, c: c, limit: newRateLimiter(co.RateLimit)}, nil
 }
 
-// readLoop reads and handles messages until the connection ends, and
-// returns how to close it. A panic in handling closes only this connection.
-func (h *Hub) readLoop(r *room, c *conn, limit *rateLimiter) (code websocket.StatusCode, reason string, err error) {
+// run reads and handles the connection's messages until it ends, then
+// closes it, leaves the room and reports to done (if not nil). It runs on a
+// goroutine of its own, and keeps its frames small: while the connection is
+// idle, this goroutine, parked in Read, is most of what it costs, and Go
+// halves an idle goroutine's stack only while less than a quarter of it is
+// in use. (With the setup's frames below the read, it stayed at 8 KiB.)
+func (s *session) run(done chan<- error) {
+	var err error
+	defer s.finish(done, &err)
+	for {
+		typ, frame, rerr := s.c.ws.Read(s.h.ctx)
+		if rerr != nil {
+			code := websocket.StatusGoingAway
+			if cs := websocket.CloseStatus(rerr); cs != -1 {
+				code = cs
+			}
+			s.c.close(code, "")
+			return
+		}
+		if perr := s.handleMessage(typ, frame); perr != nil {
+			s.c.close(perr.code, perr.reason)
+			err = perr
+			return
+		}
+	}
+}
+
+// finish undoes open, in reverse order, once run ends. It is run's
+// deferred call, so it also recovers a panic of run's own (handleMessage
+// recovers those of handling).
+func (s *session) finish(done chan<- error, err *error) {
+	h, r, c := s.h, s.r, s.c
+	if v := recover(); v != nil {
+		h.log().Error("panic while serving a connection", zap.String("room", r.key),
+			zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+		c.close(websocket.StatusInternalError, "internal error")
+		*err = fmt.Errorf("panic: %v", v)
+	}
+	r.leave(c)
+	c.close(websocket.StatusInternalError, "internal error") // no-op if closed with a reason
+	h.release(r)
+	<-c.wsClosed
+	h.metrics().ConnClosed()
+	h.serving.Done()
+	if done != nil {
+		done <- *err
+	}
+}
+
+// handleMessage handles one inbound message and returns how to close the
+// connection, if it must be. A panic in handling closes only this
+// connection.
+//
+//go:noinline
+func (s *session) handleMessage(typ websocket.MessageType, frame []byte) (perr *protocolError) {
+	h, r, c := s.h, s.r, s.c
 	defer func() {
 		if v := recover(); v != nil {
 			h.log().Error("panic while handling a message", zap.String("room", r.key),
 				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 			h.metrics().Rejected(RejectInternal)
-			code, reason, err = websocket.StatusInternalError, "internal error", fmt.Errorf("panic: %v", v)
+			perr = &protocolError{websocket.StatusInternalError, "internal error", RejectInternal}
 		}
 	}()
-	for {
-		typ, frame, err := c.ws.Read(h.ctx)
-		if err != nil {
-			if cs := websocket.CloseStatus(err); cs != -1 {
-				return cs, "", nil
-			}
-			return websocket.StatusGoingAway, "", nil
+	h.metrics().Message(Inbound, kindOf(frame), len(frame))
+	switch {
+	case !s.limit.allow(len(frame)):
+		perr = &protocolError{websocket.StatusPolicyViolation, "rate limit exceeded", RejectRateLimit}
+	case typ != websocket.MessageBinary:
+		perr = &protocolError{websocket.StatusUnsupportedData, "text frames are not supported", RejectUnsupported}
+	default:
+		perr = h.handle(r, c, frame)
+	}
+	if perr != nil {
+		h.metrics().Rejected(perr.kind)
+		// Limits an operator set are worth a warning; malformed input
+		// is the client's problem and could flood the log.
+		level := zapcore.DebugLevel
+		switch perr.kind {
+		case RejectRateLimit, RejectDocumentSize, RejectTooBig:
+			level = zapcore.WarnLevel
 		}
-		h.metrics().Message(Inbound, kindOf(frame), len(frame))
-		var perr *protocolError
-		switch {
-		case !limit.allow(len(frame)):
-			perr = &protocolError{websocket.StatusPolicyViolation, "rate limit exceeded", RejectRateLimit}
-		case typ != websocket.MessageBinary:
-			perr = &protocolError{websocket.StatusUnsupportedData, "text frames are not supported", RejectUnsupported}
-		default:
-			perr = h.handle(r, c, frame)
-		}
-		if perr != nil {
-			h.metrics().Rejected(perr.kind)
-			// Limits an operator set are worth a warning; malformed input
-			// is the client's problem and could flood the log.
-			level := zapcore.DebugLevel
-			switch perr.kind {
-			case RejectRateLimit, RejectDocumentSize, RejectTooBig:
-				level = zapcore.WarnLevel
-			}
-			if ce := h.log().Check(level, "closing connection"); ce != nil {
-				ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
-					zap.Stringer("reason_code", perr.kind))
-			}
-			return perr.code, perr.reason, perr
+		if ce := h.log().Check(level, "closing connection"); ce != nil {
+			ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
+				zap.Stringer("reason_code", perr.kind))
 		}
 	}
+	return perr
 }
 
 // protocolError closes a connection with a WebSocket status and a reason.
