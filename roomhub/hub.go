@@ -274,13 +274,15 @@ func (s *session) run(done chan<- error) {
 }
 
 // finish undoes open, in reverse order, once run ends. It is run's
-// deferred call, so it also recovers a panic of run's own (handleMessage
-// recovers those of handling).
+// deferred call, so it also recovers a panic in reading or handling a
+// message (one recover for the connection's life rather than a deferred
+// call per message), which closes only this connection.
 func (s *session) finish(done chan<- error, err *error) {
 	h, r, c := s.h, s.r, s.c
 	if v := recover(); v != nil {
 		h.log().Error("panic while serving a connection", zap.String("room", r.key),
 			zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+		h.metrics().Rejected(RejectInternal)
 		c.close(websocket.StatusInternalError, "internal error")
 		*err = fmt.Errorf("panic: %v", v)
 	}
@@ -296,20 +298,12 @@ func (s *session) finish(done chan<- error, err *error) {
 }
 
 // handleMessage handles one inbound message and returns how to close the
-// connection, if it must be. A panic in handling closes only this
-// connection.
+// connection, if it must be. (A panic in handling is recovered by run's
+// finish, which closes only this connection.)
 //
 //go:noinline
 func (s *session) handleMessage(typ websocket.MessageType, frame []byte) (perr *protocolError) {
 	h, r, c := s.h, s.r, s.c
-	defer func() {
-		if v := recover(); v != nil {
-			h.log().Error("panic while handling a message", zap.String("room", r.key),
-				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
-			h.metrics().Rejected(RejectInternal)
-			perr = &protocolError{websocket.StatusInternalError, "internal error", RejectInternal}
-		}
-	}()
 	h.metrics().Message(Inbound, kindOf(frame), len(frame))
 	switch {
 	case !s.limit.allow(len(frame)):
