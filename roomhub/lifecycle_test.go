@@ -227,20 +227,7 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			const writers = 4
 			updates := randomEdits(t, writers, 800)
 			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Go(func() {
-					for i := w; i < len(updates); i += writers {
-						info, err := yproto.ValidateUpdate(updates[i], yproto.Limits{})
-						if err == nil {
-							err = r.applyUpdate(nil, updates[i], info, nil, false)
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				})
-			}
+			applyConcurrently(t, &wg, r, updates, writers)
 			stop := make(chan struct{})
 			joiner := sync.WaitGroup{}
 			joiner.Go(func() {
@@ -342,11 +329,7 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 		t.Helper()
 		u := updates[next]
 		next++
-		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
-		if err == nil {
-			err = r.applyUpdate(nil, u, info, nil, false)
-		}
-		if err != nil {
+		if err := applyValidated(r, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -410,11 +393,7 @@ func TestLoadTakesStateVectorFromStoragesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range randomEdits(t, 3, 300) {
-		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
-		if err == nil {
-			err = r.applyUpdate(nil, u, info, nil, false)
-		}
-		if err != nil {
+		if err := applyValidated(r, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -458,20 +437,7 @@ func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
 			const writers, joiners = 4, 12
 			updates := randomEdits(t, writers, 600)
 			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Go(func() {
-					for i := w; i < len(updates); i += writers {
-						info, err := yproto.ValidateUpdate(updates[i], yproto.Limits{})
-						if err == nil {
-							err = r.applyUpdate(nil, updates[i], info, nil, false)
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				})
-			}
+			applyConcurrently(t, &wg, r, updates, writers)
 			conns := make([]*conn, joiners)
 			sinks := make([]*frameSink, joiners)
 			for j := range sinks {
@@ -582,4 +548,29 @@ func (s *frameSink) messages(t *testing.T) [][]byte {
 		data = data[h+int(n):]
 	}
 	return out
+}
+
+// applyConcurrently starts, in wg, writers goroutines that apply updates to
+// r: writer w applies every writers-th update from the w-th on, in order.
+func applyConcurrently(t *testing.T, wg *sync.WaitGroup, r *room, updates [][]byte, writers int) {
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < len(updates); i += writers {
+				if err := applyValidated(r, updates[i]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+}
+
+// applyValidated validates an update and applies it to r, as a live update
+// from no connection.
+func applyValidated(r *room, u []byte) error {
+	info, err := yproto.ValidateUpdate(u, yproto.Limits{})
+	if err != nil {
+		return err
+	}
+	return r.applyUpdate(nil, u, info, nil, false)
 }

@@ -12,16 +12,7 @@ import (
 // Records appended between Mark and Compact, before it starts or while it
 // runs, follow the merged record in the new file, in order.
 func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
-	s := openStore(t)
-	l, _, _, err := s.Open("c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		if err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, l := openWithRecords(t, 10)
 	m := l.Mark()
 	merged := textUpdate(3, 0, "xxxxxxxxxx")
 	var later [][]byte
@@ -132,4 +123,21 @@ func TestCompactClosedLog(t *testing.T) {
 	if err := l.Compact(textUpdate(3, 0, "x"), m); !errors.Is(err, ErrClosed) {
 		t.Fatalf("compacting a closed log: %v, want ErrClosed", err)
 	}
+}
+
+// openWithRecords opens room "c" of a new store and appends n one-character
+// inserts of client 3 to it.
+func openWithRecords(t *testing.T, n int) (*Store, *Log) {
+	t.Helper()
+	s := openStore(t)
+	l, _, _, err := s.Open("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, l
 }

@@ -175,16 +175,7 @@ func TestRecovery(t *testing.T) {
 }
 
 func TestCompact(t *testing.T) {
-	s := openStore(t)
-	l, _, _, err := s.Open("c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		if err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, l := openWithRecords(t, 10)
 	merged := textUpdate(3, 0, "xxxxxxxxxx")
 	if err := l.Compact(merged, l.Mark()); err != nil {
 		t.Fatal(err)
