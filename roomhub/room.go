@@ -136,23 +136,34 @@ func (r *room) foldLocked() error {
 	if len(r.tail) == 0 {
 		return nil
 	}
-	parts := make([][]byte, 0, len(r.tail)+1)
-	if !bytes.Equal(r.snapshot, emptyUpdate) {
-		parts = append(parts, r.snapshot)
-	}
-	parts = append(parts, r.tail...)
-	merged, err := ysafe.Merge(parts)
+	merged, err := ysafe.Merge(r.partsLocked())
 	if err != nil {
 		return err
 	}
-	r.snapshot = merged
-	r.tail = nil
-	r.tailBytes = 0
-	r.foldGen++
-	// The document is unchanged, so the state vector and coverage still
-	// hold; the full step 2 is rebuilt from the new snapshot.
-	r.fullStep2 = nil
+	r.installMergedLocked(merged, len(r.tail))
 	return nil
+}
+
+// partsLocked is the document as the updates to merge: the snapshot (left
+// out when empty, unless it is all there is) and the tail.
+func (r *room) partsLocked() [][]byte {
+	parts := make([][]byte, 0, len(r.tail)+1)
+	if len(r.tail) == 0 || !bytes.Equal(r.snapshot, emptyUpdate) {
+		parts = append(parts, r.snapshot)
+	}
+	return append(parts, r.tail...)
+}
+
+// installMergedLocked makes merged, the merge of the snapshot and the first
+// n updates of the tail, the new snapshot. The document is unchanged, so the
+// state vector, coverage and full step 2 still hold.
+func (r *room) installMergedLocked(merged []byte, n int) {
+	r.snapshot = merged
+	for _, u := range r.tail[:n] {
+		r.tailBytes -= len(u)
+	}
+	r.tail = append([][]byte(nil), r.tail[n:]...)
+	r.foldGen++
 }
 
 // stateLocked returns the whole document as one update.
@@ -188,6 +199,11 @@ func stateVectorOf(update []byte) ([]byte, error) {
 	if err != nil {
 		return ysafe.StateVector(update)
 	}
+	return stateVectorParsed(update, info)
+}
+
+// stateVectorParsed is stateVectorOf for an update already parsed as info.
+func stateVectorParsed(update []byte, info yproto.UpdateInfo) ([]byte, error) {
 	if sv := stateVectorFromInfo(info); sv != nil {
 		return sv, nil
 	}
@@ -346,12 +362,7 @@ func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 		r.mu.Unlock()
 		return state, nil
 	}
-	parts := make([][]byte, 0, len(r.tail)+1)
-	if len(r.tail) == 0 || !bytes.Equal(r.snapshot, emptyUpdate) {
-		parts = append(parts, r.snapshot)
-	}
-	parts = append(parts, r.tail...)
-	n, gen := len(r.tail), r.foldGen
+	parts, n, gen := r.partsLocked(), len(r.tail), r.foldGen
 	r.mu.Unlock()
 
 	merged, err := ysafe.Merge(parts)
@@ -362,11 +373,9 @@ func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv := stateVectorFromInfo(info)
-	if sv == nil {
-		if sv, err = ysafe.StateVector(merged); err != nil {
-			return nil, err
-		}
+	sv, err := stateVectorParsed(merged, info)
+	if err != nil {
+		return nil, err
 	}
 	var cov *coverage
 	if withCoverage {
@@ -379,13 +388,7 @@ func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 		return merged, nil
 	}
 	if n > 0 {
-		r.snapshot = merged
-		for _, u := range r.tail[:n] {
-			r.tailBytes -= len(u)
-		}
-		r.tail = append([][]byte(nil), r.tail[n:]...)
-		r.foldGen++
-		// The document is unchanged: the full step 2 holds.
+		r.installMergedLocked(merged, n)
 	}
 	if len(r.tail) == 0 {
 		r.stateVector = sv
@@ -601,13 +604,8 @@ func (r *room) compactionDueLocked() *compaction {
 	if unmerged*2 < r.mergedBytes {
 		return nil
 	}
-	parts := make([][]byte, 0, len(r.tail)+1)
-	if !bytes.Equal(r.snapshot, emptyUpdate) {
-		parts = append(parts, r.snapshot)
-	}
-	parts = append(parts, r.tail...)
 	r.compactDone = make(chan struct{})
-	return &compaction{log: r.log, mark: r.log.Mark(), parts: parts, n: len(r.tail), foldGen: r.foldGen}
+	return &compaction{log: r.log, mark: r.log.Mark(), parts: r.partsLocked(), n: len(r.tail), foldGen: r.foldGen}
 }
 
 // runCompaction merges and rewrites the file without the room lock, then
@@ -650,14 +648,7 @@ func (r *room) runCompaction(job *compaction) {
 	r.trackFileSizeLocked()
 	r.mergedBytes = mergedRecordBytes(merged)
 	if r.foldGen == job.foldGen {
-		r.snapshot = merged
-		for _, u := range r.tail[:job.n] {
-			r.tailBytes -= len(u)
-		}
-		r.tail = append([][]byte(nil), r.tail[job.n:]...)
-		r.foldGen++
-		// The document is unchanged: the state vector, coverage and full
-		// step 2 still hold.
+		r.installMergedLocked(merged, job.n)
 	}
 	r.hub.log().Info("compacted room file", zap.String("room", r.key),
 		zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))

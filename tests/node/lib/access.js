@@ -1,5 +1,5 @@
-// Helpers of the access-control and admin tests: y-websocket clients with options the
-// shared Client does not pass (protocols, Origin, credentials in the URL), bounded raw
+// Helpers of the access-control and admin tests: y-websocket clients (the shared Client,
+// with protocols, Origin or credentials in the URL), bounded raw
 // WebSocket upgrades that report a refusal's HTTP status and body, JWTs signed with
 // node:crypto, and the caddy CLI.
 
@@ -7,72 +7,16 @@ import crypto from 'node:crypto'
 import { execFile } from 'node:child_process'
 import http from 'node:http'
 import path from 'node:path'
-import { Y, WebSocket, WebsocketProvider, waitFor } from './clients.js'
+import { Client, WebSocket } from './clients.js'
 import { decodeMessage } from './raw.js'
 
 // ---------------------------------------------------------------------------
 // y-websocket clients with extra options
 
-/**
- * A Y.Doc bound to a room through a real WebsocketProvider, like clients.js's Client, but
- * with y-websocket's `protocols` option and an optional Origin header (set through a
- * WebSocketPolyfill: `ws` lets a client set it, a browser sets it itself).
- */
-export class AccessClient {
-  constructor (base, room, { name, params, protocols, origin, headers, doc } = {}) {
-    this.name = name || `ac-${Math.random().toString(36).slice(2, 7)}`
-    this.doc = doc || new Y.Doc()
-    this.closes = []
-    this.errors = []
-    this.statuses = []
-    const wsOptions = {}
-    if (origin) wsOptions.origin = origin
-    if (headers) wsOptions.headers = headers
-    const Polyfill = Object.keys(wsOptions).length === 0
-      ? WebSocket
-      : class extends WebSocket { constructor (url, protos) { super(url, protos, wsOptions) } }
-    this.provider = new WebsocketProvider(base, room, this.doc, {
-      WebSocketPolyfill: Polyfill,
-      disableBc: true,
-      params,
-      protocols,
-      maxBackoffTime: 1000
-    })
-    this.provider.on('connection-close', (ev) => {
-      this.closes.push(ev ? { code: ev.code, reason: ev.reason, at: Date.now() } : { code: null, reason: 'local', at: Date.now() })
-    })
-    this.provider.on('connection-error', (ev) => { this.errors.push(ev && (ev.message || ev.type)) })
-    this.provider.on('status', (ev) => { this.statuses.push(ev.status) })
-    this.destroyed = false
-  }
-
-  get awareness () { return this.provider.awareness }
-  get synced () { return this.provider.synced }
-  get url () { return this.provider.url }
-  text (name = 'text') { return this.doc.getText(name) }
-  map (name = 'map') { return this.doc.getMap(name) }
-
-  describe () {
-    return `${this.name}: url=${this.url.replace(/token=[^&]+/, 'token=...')} synced=${this.synced} wsconnected=${this.provider.wsconnected} ` +
-      `statuses=${JSON.stringify(this.statuses.slice(-6))} closes=${JSON.stringify(this.closes.slice(-4))} errors=${JSON.stringify(this.errors.slice(-3))}`
-  }
-
-  async waitSynced (timeout = 10000) {
-    await waitFor(() => this.provider.synced, { timeout, message: `${this.name} to sync`, describe: () => this.describe() })
-    return this
-  }
-
-  async destroy () {
-    if (this.destroyed) return
-    this.destroyed = true
-    const ws = this.provider.ws
-    this.provider.destroy()
-    this.awareness.destroy()
-    this.doc.destroy()
-    if (ws) {
-      await waitFor(() => ws.readyState === WebSocket.CLOSED, { timeout: 3000, message: `${this.name} socket to close` })
-        .catch(() => { try { ws.terminate() } catch {} })
-    }
+/** clients.js's Client (which takes `protocols`, `origin` and `headers`), named ac-… */
+export class AccessClient extends Client {
+  constructor (base, room, opts = {}) {
+    super(base, room, { ...opts, name: opts.name || `ac-${Math.random().toString(36).slice(2, 7)}` })
   }
 }
 

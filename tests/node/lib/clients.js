@@ -45,7 +45,12 @@ export async function waitFor (cond, { timeout = 10000, interval = 20, message =
 
 /** One collaborating client: a Y.Doc bound to a room through y-websocket. */
 export class Client {
-  constructor (base, room, { doc, name, params, awareness } = {}) {
+  /**
+   * protocols: y-websocket's `protocols` option; origin, headers: set on the upgrade
+   * request through a WebSocketPolyfill (`ws` lets a client set them, a browser sets Origin
+   * itself).
+   */
+  constructor (base, room, { doc, name, params, awareness, protocols, origin, headers } = {}) {
     this.name = name || `client-${Math.random().toString(36).slice(2, 7)}`
     this.base = base
     this.room = room
@@ -54,10 +59,16 @@ export class Client {
     this.closes = []
     this.errors = []
     this.statuses = []
+    const wsOptions = {}
+    if (origin) wsOptions.origin = origin
+    if (headers) wsOptions.headers = headers
     this.provider = new WebsocketProvider(base, room, this.doc, {
-      WebSocketPolyfill: WebSocket,
+      WebSocketPolyfill: Object.keys(wsOptions).length === 0
+        ? WebSocket
+        : class extends WebSocket { constructor (url, protos) { super(url, protos, wsOptions) } },
       disableBc: true,
       params,
+      protocols,
       awareness,
       // fast retries in tests (y-websocket's default is 2500 ms)
       maxBackoffTime: 1000
@@ -79,7 +90,8 @@ export class Client {
   xml (name = 'prosemirror') { return this.doc.getXmlFragment(name) }
 
   describe () {
-    return `${this.name}: url=${this.url} synced=${this.synced} wsconnected=${this.provider.wsconnected} ` +
+    // a token in the URL is a secret: not printed
+    return `${this.name}: url=${this.url.replace(/token=[^&]+/, 'token=...')} synced=${this.synced} wsconnected=${this.provider.wsconnected} ` +
       `statuses=${JSON.stringify(this.statuses.slice(-6))} closes=${JSON.stringify(this.closes.slice(-4))} errors=${JSON.stringify(this.errors.slice(-3))}`
   }
 
