@@ -1,0 +1,448 @@
+package yproto
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"unicode/utf8"
+)
+
+// MergeUpdates merges v1 updates into one v1 update that carries every struct and every
+// delete of every input, as Yjs's mergeUpdates does, without building a document:
+//
+//   - every client's structs are written once, in one section per client, higher clients
+//     first, in clock order; a struct that another input carries already is dropped, one
+//     that overlaps what is written is written from its first new clock (an item then gets
+//     the clock before as its origin, as Yjs's sliceStruct gives it), and a gap between
+//     clocks becomes a Skip;
+//   - adjacent GC structs, and adjacent Skips, become one; items are never joined (Yjs
+//     joins them only when integrated into a document);
+//   - the delete sets are united: per client sorted by clock, overlapping and touching
+//     ranges joined, clients written in descending order.
+//
+// Unlike a tree of y-crdt merges (which re-sorts its inputs for every struct it writes and
+// allocates several objects per struct), this sorts the structs once and copies the bytes
+// of every struct it keeps unchanged. The updates must have passed ValidateUpdate; anything
+// else returns an error, never a panic.
+//
+// Where Yjs's result depends on the order of its inputs (two inputs with a struct at the same
+// clock), this keeps the longer one, then the earlier input's: the result holds the same
+// content either way. One input is returned as it is.
+func MergeUpdates(updates [][]byte) ([]byte, error) {
+	switch len(updates) {
+	case 0:
+		return []byte{0, 0}, nil
+	case 1:
+		return updates[0], nil
+	}
+	m := mergerPool.Get().(*merger)
+	defer m.release()
+	for i, u := range updates {
+		if err := m.scan(i, u); err != nil {
+			return nil, err
+		}
+	}
+	return m.write(updates)
+}
+
+// mergeStruct is one struct of one input, located by its bytes there.
+type mergeStruct struct {
+	client, clock, length uint64
+	src                   int32 // index of the input
+	start, end            int32 // the struct's bytes, info byte included
+	right, content        int32 // item: where its right origin (if any) and its content start
+	rightEnd              int32 // item: where its right origin ends
+	info                  byte  // the info byte; its low five bits are refGC, refSkip or the content ref
+}
+
+func (s *mergeStruct) kind() byte    { return s.info & infoRefMask }
+func (s *mergeStruct) end64() uint64 { return s.clock + s.length }
+
+// merger holds the scratch space of one MergeUpdates call; pooled, because a room's
+// compactions and folds merge again and again.
+type merger struct {
+	p       updateParser
+	structs []mergeStruct
+	deletes []DeleteRange
+	body    []byte // client sections, without their struct counts
+	section []mergeSection
+}
+
+type mergeSection struct {
+	structs    uint64
+	start, end int
+}
+
+var mergerPool = sync.Pool{New: func() any { return new(merger) }}
+
+// maxPooledStructs keeps one huge merge from pinning its scratch space for good.
+const maxPooledStructs = 1 << 20
+
+func (m *merger) release() {
+	if cap(m.structs) > maxPooledStructs {
+		*m = merger{}
+	}
+	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
+	m.p = updateParser{}
+	mergerPool.Put(m)
+}
+
+// scan records the structs and deletes of input src.
+func (m *merger) scan(src int, u []byte) error {
+	if len(u) > maxInt32 {
+		return errAt(ErrOutOfRange, 0, "update of %d bytes is too big to merge", len(u))
+	}
+	p := &m.p
+	p.anyReader = anyReader{reader: reader{buf: u}, maxDepth: defaultMaxDepth, stack: p.stack[:0]}
+	numClients, err := p.readCount("client count", minClientSectionSize)
+	if err != nil {
+		return err
+	}
+	for range numClients {
+		numStructs, err := p.readCount("struct count", minStructSize)
+		if err != nil {
+			return err
+		}
+		client, err := p.readSafeUint("client")
+		if err != nil {
+			return err
+		}
+		clock, err := p.readSafeUint("clock")
+		if err != nil {
+			return err
+		}
+		for range numStructs {
+			s := mergeStruct{client: client, clock: clock, src: int32(src), start: int32(p.pos)}
+			if err := m.scanStruct(&s); err != nil {
+				return err
+			}
+			s.end = int32(p.pos)
+			if s.length == 0 || s.clock+s.length > maxSafeInteger {
+				return errAt(ErrMalformed, int(s.start), "struct of client %d at clock %d has length %d", client, clock, s.length)
+			}
+			clock += s.length
+			m.structs = append(m.structs, s)
+		}
+	}
+	numClients, err = p.readCount("delete set client count", minDeleteClientSize)
+	if err != nil {
+		return err
+	}
+	for range numClients {
+		client, err := p.readSafeUint("delete set client")
+		if err != nil {
+			return err
+		}
+		n, err := p.readCount("delete count", minDeleteSize)
+		if err != nil {
+			return err
+		}
+		for range n {
+			d, err := p.readDelete(client)
+			if err != nil {
+				return err
+			}
+			m.deletes = append(m.deletes, d)
+		}
+	}
+	return p.expectEnd("delete set")
+}
+
+// scanStruct reads one struct, noting where an item's parts start.
+func (m *merger) scanStruct(s *mergeStruct) (err error) {
+	p := &m.p
+	if s.info, err = p.readByte("struct info"); err != nil {
+		return err
+	}
+	ref := s.info & infoRefMask
+	switch {
+	case ref > refSkip:
+		return errAt(ErrMalformed, int(s.start), "unknown content ref %d", ref)
+	case ref == refGC || ref == refSkip:
+		s.length, err = p.readLength("GC or Skip length")
+		return err
+	}
+	if s.info&infoHasOrigin != 0 {
+		if err := p.readID("origin client", "origin clock"); err != nil {
+			return err
+		}
+	}
+	s.right = int32(p.pos)
+	if s.info&infoHasRight != 0 {
+		if err := p.readID("right origin client", "right origin clock"); err != nil {
+			return err
+		}
+	}
+	s.rightEnd = int32(p.pos)
+	if s.info&(infoHasOrigin|infoHasRight) == 0 {
+		if err := p.readParent(); err != nil {
+			return err
+		}
+		if s.info&infoHasParentSub != 0 {
+			if _, err := p.readString("parent sub key"); err != nil {
+				return err
+			}
+		}
+	}
+	s.content = int32(p.pos)
+	s.length, err = p.readContent(ref)
+	return err
+}
+
+// compareForMerge orders structs as they are written: higher clients first, then by clock;
+// at the same clock a struct with content before a Skip, a longer one before a shorter
+// one, an earlier input's first.
+func compareForMerge(a, b mergeStruct) int {
+	if a.client != b.client {
+		return cmp.Compare(b.client, a.client)
+	}
+	if a.clock != b.clock {
+		return cmp.Compare(a.clock, b.clock)
+	}
+	if aSkip, bSkip := a.kind() == refSkip, b.kind() == refSkip; aSkip != bSkip {
+		if aSkip {
+			return 1
+		}
+		return -1
+	}
+	if a.length != b.length {
+		return cmp.Compare(b.length, a.length)
+	}
+	if a.src != b.src {
+		return cmp.Compare(a.src, b.src)
+	}
+	return cmp.Compare(a.start, b.start)
+}
+
+// pendingStruct is the struct about to be written: a source struct from clock offset on,
+// or a GC or Skip whose length grows as neighbours join it.
+type pendingStruct struct {
+	s      mergeStruct
+	offset uint64 // clocks of s already written by an earlier struct
+	length uint64 // clocks to write: s.length - offset, unless GCs or Skips joined
+}
+
+func (w *pendingStruct) clock() uint64 { return w.s.clock + w.offset }
+func (w *pendingStruct) end() uint64   { return w.s.clock + w.offset + w.length }
+
+// write sorts what scan found and writes the merged update.
+func (m *merger) write(updates [][]byte) ([]byte, error) {
+	slices.SortFunc(m.structs, compareForMerge)
+	var cur pendingStruct
+	have := false
+	sec := mergeSection{start: -1}
+	flush := func() error {
+		if !have || cur.length == 0 {
+			return nil
+		}
+		if sec.start < 0 {
+			sec.start = len(m.body)
+			m.body = AppendVarUint(m.body, cur.s.client)
+			m.body = AppendVarUint(m.body, cur.clock())
+		}
+		var err error
+		m.body, err = m.appendStruct(m.body, updates[cur.s.src], &cur)
+		sec.structs++
+		return err
+	}
+	endSection := func() {
+		if sec.start >= 0 {
+			sec.end = len(m.body)
+			m.section = append(m.section, sec)
+		}
+		sec = mergeSection{start: -1}
+	}
+	for _, s := range m.structs {
+		if have && s.client != cur.s.client {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			endSection()
+			have = false
+		}
+		if !have {
+			cur, have = pendingStruct{s: s, length: s.length}, true
+			continue
+		}
+		next := pendingStruct{s: s, length: s.length}
+		switch {
+		case cur.s.kind() == refSkip:
+			// A Skip holds nothing, so it covers nothing: it ends where s starts,
+			// across a gap or cut short. Only where s starts before the Skip is
+			// s itself cut: what precedes the Skip is written.
+			if s.clock >= cur.clock() {
+				cur.length = s.clock - cur.clock()
+			} else if s.end64() <= cur.clock() {
+				continue
+			} else {
+				cur.length = 0
+				next.offset = cur.clock() - s.clock
+				next.length = s.length - next.offset
+			}
+		case s.end64() <= cur.end():
+			continue // everything it holds is written already
+		case s.clock > cur.end():
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			skip := mergeStruct{client: s.client, clock: cur.end(), length: s.clock - cur.end(), info: refSkip, src: s.src}
+			cur = pendingStruct{s: skip, length: skip.length}
+		case s.clock < cur.end():
+			next.offset = cur.end() - s.clock
+			next.length = s.length - next.offset
+		}
+		if k := cur.s.kind(); (k == refGC || k == refSkip) && k == s.kind() && cur.length > 0 {
+			cur.length += next.length
+			continue
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	endSection()
+
+	size := len(m.body) + 2 + 10*len(m.section) + 24*len(m.deletes)
+	out := make([]byte, 0, size)
+	out = AppendVarUint(out, uint64(len(m.section)))
+	for _, sec := range m.section {
+		out = AppendVarUint(out, sec.structs)
+		out = append(out, m.body[sec.start:sec.end]...)
+	}
+	return m.appendDeleteSet(out), nil
+}
+
+// appendStruct writes w as Yjs's struct.write(encoder, offset) does: unchanged bytes are
+// copied, a GC or Skip gets its length, and an item written from an offset gets the clock
+// before it as its origin and loses what comes before the offset of its content.
+func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error) {
+	s := &w.s
+	switch k := s.kind(); {
+	case k == refGC || k == refSkip:
+		return AppendVarUint(append(dst, k), w.length), nil
+	case w.offset == 0:
+		info := s.info
+		if info&(infoHasOrigin|infoHasRight) != 0 {
+			// A parentSub is only written without origins, and Yjs drops the flag
+			// when it rewrites such an item.
+			info &^= infoHasParentSub
+		}
+		dst = append(dst, info)
+		return append(dst, src[s.start+1:s.end]...), nil
+	}
+	info := s.info&(infoRefMask|infoHasRight) | infoHasOrigin
+	if s.info&(infoHasOrigin|infoHasRight) == 0 {
+		info |= s.info & infoHasParentSub // Yjs keeps the flag of a map item's key
+	}
+	dst = append(dst, info)
+	dst = AppendVarUint(dst, s.client)
+	dst = AppendVarUint(dst, s.clock+w.offset-1)
+	dst = append(dst, src[s.right:s.rightEnd]...)
+	return m.appendContentFrom(dst, src[s.content:s.end], s.kind(), w.offset)
+}
+
+// appendContentFrom writes content of kind ref without its first offset clocks, as Yjs's
+// content.write(encoder, offset) does. Only deleted, string, JSON and Any content is longer
+// than one clock, so only those can be written from an offset.
+func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64) ([]byte, error) {
+	r := &m.p
+	r.anyReader = anyReader{reader: reader{buf: content}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	switch ref {
+	case refDeleted:
+		n, err := r.readVarUint("deleted length")
+		return AppendVarUint(dst, n-offset), err
+	case refString:
+		s, err := r.readVarBytes("string content")
+		if err != nil {
+			return dst, err
+		}
+		return appendStringFromUTF16(dst, s, offset), nil
+	case refJSON, refAny:
+		n, err := r.readVarUint("content count")
+		if err != nil {
+			return dst, err
+		}
+		for range offset {
+			if ref == refJSON {
+				_, err = r.readVarBytes("JSON content element")
+			} else {
+				err = r.readAny("any content")
+			}
+			if err != nil {
+				return dst, err
+			}
+		}
+		dst = AppendVarUint(dst, n-offset)
+		return append(dst, content[r.pos:]...), nil
+	}
+	return dst, errAt(ErrMalformed, 0, "content ref %d cannot be split", ref)
+}
+
+// appendStringFromUTF16 writes the varString of s without its first offset UTF-16 code
+// units. Cutting a surrogate pair leaves its low half first, which lib0's TextEncoder
+// writes as U+FFFD, as Yjs does.
+func appendStringFromUTF16(dst, s []byte, offset uint64) []byte {
+	i := 0
+	for offset > 0 && i < len(s) {
+		r, size := utf8.DecodeRune(s[i:])
+		i += size
+		if r >= 0x10000 {
+			if offset == 1 {
+				rest := s[i:]
+				dst = AppendVarUint(dst, uint64(len(rest)+3))
+				return append(append(dst, "\uFFFD"...), rest...)
+			}
+			offset--
+		}
+		offset--
+	}
+	return AppendVarBytes(dst, s[i:])
+}
+
+// appendDeleteSet writes the union of every input's deletes.
+func (m *merger) appendDeleteSet(dst []byte) []byte {
+	ds := m.deletes
+	slices.SortFunc(ds, func(a, b DeleteRange) int {
+		if a.Client != b.Client {
+			return cmp.Compare(b.Client, a.Client)
+		}
+		return cmp.Compare(a.Clock, b.Clock)
+	})
+	// Join per client in place, then count clients.
+	j := 0
+	for i := range ds {
+		if j > 0 && ds[j-1].Client == ds[i].Client && ds[j-1].Clock+ds[j-1].Len >= ds[i].Clock {
+			ds[j-1].Len = max(ds[j-1].Len, ds[i].Clock+ds[i].Len-ds[j-1].Clock)
+			continue
+		}
+		ds[j] = ds[i]
+		j++
+	}
+	ds = ds[:j]
+	clients := 0
+	for i := range ds {
+		if i == 0 || ds[i].Client != ds[i-1].Client {
+			clients++
+		}
+	}
+	dst = AppendVarUint(dst, uint64(clients))
+	for i := 0; i < len(ds); {
+		k := i
+		for k < len(ds) && ds[k].Client == ds[i].Client {
+			k++
+		}
+		dst = AppendVarUint(dst, ds[i].Client)
+		dst = AppendVarUint(dst, uint64(k-i))
+		for _, d := range ds[i:k] {
+			dst = AppendVarUint(dst, d.Clock)
+			dst = AppendVarUint(dst, d.Len)
+		}
+		i = k
+	}
+	return dst
+}
+
+const maxInt32 = 1<<31 - 1

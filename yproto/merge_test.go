@@ -1,0 +1,240 @@
+package yproto
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+)
+
+// mergeVector is one case of testdata/vectors/yjs_merges.json (testdata/gen/merges.mjs):
+// updates and what Yjs 13.6's Y.mergeUpdates made of them.
+type mergeVector struct {
+	Name   string     `json:"name"`
+	Note   string     `json:"note"`
+	Inputs []hexBytes `json:"inputs"`
+	Merged hexBytes   `json:"merged"`
+}
+
+func loadMergeVectors(t testing.TB) []mergeVector {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "vectors", "yjs_merges.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Cases []mergeVector `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cases) < 37 {
+		t.Fatalf("%d merge vectors, want the 37 merges.mjs writes", len(f.Cases))
+	}
+	return f.Cases
+}
+
+func toUpdates(hs []hexBytes) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = h
+	}
+	return out
+}
+
+// assertSameDocument fails unless got and want are valid updates that carry the same
+// clock ranges, the same delete set and the same document (as y-crdt reads it).
+func assertSameDocument(t *testing.T, got, want []byte) {
+	t.Helper()
+	gi, err := ValidateUpdate(got, Limits{})
+	if err != nil {
+		t.Fatalf("merged update does not validate: %v", err)
+	}
+	wi, err := ValidateUpdate(want, Limits{})
+	if err != nil {
+		t.Fatalf("expected update does not validate: %v", err)
+	}
+	if g, w := normalizeRanges(gi.Structs), normalizeRanges(wi.Structs); !reflect.DeepEqual(g, w) {
+		t.Fatalf("clock ranges differ:\n got %v\nwant %v", g, w)
+	}
+	if g, w := normalizeDeletes(gi.Deletes), normalizeDeletes(wi.Deletes); !reflect.DeepEqual(g, w) {
+		t.Fatalf("delete sets differ:\n got %v\nwant %v", g, w)
+	}
+	gs, err := ysafe.Load(got)
+	if err != nil {
+		t.Fatalf("y-crdt cannot read the merged update: %v", err)
+	}
+	ws, err := ysafe.Load(want)
+	if err != nil {
+		t.Fatalf("y-crdt cannot read the expected update: %v", err)
+	}
+	if !reflect.DeepEqual(gs, ws) {
+		t.Fatalf("documents differ:\n got %s\nwant %s", snapshotJSON(t, gs), snapshotJSON(t, ws))
+	}
+}
+
+func snapshotJSON(t *testing.T, s *ysafe.Snapshot) []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func normalizeRanges(r []ClientRange) []ClientRange {
+	r = slices.Clone(r)
+	slices.SortFunc(r, func(a, b ClientRange) int { return cmp.Compare(a.Client, b.Client) })
+	return r
+}
+
+// normalizeDeletes sorts and joins touching ranges, as the union a delete set stands for.
+func normalizeDeletes(d []DeleteRange) []DeleteRange {
+	d = slices.Clone(d)
+	slices.SortFunc(d, func(a, b DeleteRange) int {
+		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Clock, b.Clock))
+	})
+	var out []DeleteRange
+	for _, x := range d {
+		if n := len(out); n > 0 && out[n-1].Client == x.Client && out[n-1].Clock+out[n-1].Len >= x.Clock {
+			out[n-1].Len = max(out[n-1].Len, x.Clock+x.Len-out[n-1].Clock)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// TestMergeUpdatesMatchesYjs: for every vector, MergeUpdates writes an update with Yjs's
+// clock ranges, delete set and document, and, where no two inputs carry a struct at the
+// same clock (Yjs then keeps whichever its sort puts first, MergeUpdates the longer), the
+// very bytes Yjs wrote.
+func TestMergeUpdatesMatchesYjs(t *testing.T) {
+	identical := 0
+	vectors := loadMergeVectors(t)
+	for _, v := range vectors {
+		t.Run(v.Name, func(t *testing.T) {
+			inputs := toUpdates(v.Inputs)
+			for i, in := range inputs {
+				if _, err := ValidateUpdate(in, Limits{}); err != nil {
+					t.Fatalf("input %d does not validate: %v", i, err)
+				}
+			}
+			got, err := MergeUpdates(inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(got, v.Merged) {
+				identical++
+			} else if !sameClockTwice(t, inputs) {
+				t.Errorf("%s: no struct at the same clock in two inputs, yet the bytes differ from Yjs's (%d vs %d bytes)", v.Note, len(got), len(v.Merged))
+			}
+			assertSameDocument(t, got, v.Merged)
+		})
+	}
+	t.Logf("%d of %d merges byte-identical to Yjs's", identical, len(vectors))
+}
+
+// sameClockTwice reports whether two inputs carry a struct (not a Skip) of the same client
+// at the same clock.
+func sameClockTwice(t *testing.T, inputs [][]byte) bool {
+	t.Helper()
+	var m merger
+	for i, u := range inputs {
+		if err := m.scan(i, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[[2]uint64]int32{}
+	for _, s := range m.structs {
+		if s.kind() == refSkip {
+			continue
+		}
+		k := [2]uint64{s.client, s.clock}
+		if src, ok := seen[k]; ok && src != s.src {
+			return true
+		}
+		seen[k] = s.src
+	}
+	return false
+}
+
+// TestMergeUpdatesIsAssociative merges the updates of a session in random groups, with
+// random overlaps and orders, and checks every result against one merge of all of them
+// and against y-crdt's merge.
+func TestMergeUpdatesIsAssociative(t *testing.T) {
+	var all [][]byte
+	for _, v := range loadMergeVectors(t) {
+		if v.Name == "session_all" {
+			all = toUpdates(v.Inputs)
+		}
+	}
+	if len(all) < 100 {
+		t.Fatalf("session_all has %d updates", len(all))
+	}
+	whole, err := MergeUpdates(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaYCRDT, err := ysafe.Merge(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameDocument(t, whole, viaYCRDT)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 40 {
+		// Groups of random, overlapping ranges that together cover every update.
+		var groups [][]byte
+		for start := 0; start < len(all); {
+			end := min(len(all), start+1+rng.IntN(40))
+			from := max(0, start-rng.IntN(10)) // overlap with the previous group
+			g, err := MergeUpdates(all[from:end])
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups = append(groups, g)
+			start = end
+		}
+		rng.Shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
+		got, err := MergeUpdates(groups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("round", func(t *testing.T) {
+			_ = round
+			assertSameDocument(t, got, whole)
+		})
+	}
+}
+
+// TestMergeUpdatesEdgeCases: no input, one input, inputs without structs.
+func TestMergeUpdatesEdgeCases(t *testing.T) {
+	if got, err := MergeUpdates(nil); err != nil || !bytes.Equal(got, []byte{0, 0}) {
+		t.Fatalf("no input: %x, %v", got, err)
+	}
+	one := []byte{1, 1, 5, 0, 4, 1, 1, 't', 1, 'a', 0}
+	if _, err := ValidateUpdate(one, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := MergeUpdates([][]byte{one}); err != nil || !bytes.Equal(got, one) {
+		t.Fatalf("one input: %x, %v", got, err)
+	}
+	if got, err := MergeUpdates([][]byte{{0, 0}, {0, 0}}); err != nil || !bytes.Equal(got, []byte{0, 0}) {
+		t.Fatalf("empty inputs: %x, %v", got, err)
+	}
+	deletesOnly := []byte{0, 1, 5, 1, 3, 2}
+	if got, err := MergeUpdates([][]byte{deletesOnly, one, deletesOnly}); err != nil {
+		t.Fatal(err)
+	} else if want := []byte{1, 1, 5, 0, 4, 1, 1, 't', 1, 'a', 1, 5, 1, 3, 2}; !bytes.Equal(got, want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
+	if _, err := MergeUpdates([][]byte{one, {1, 2}}); err == nil {
+		t.Fatal("a truncated input merged without an error")
+	}
+}
