@@ -136,7 +136,7 @@ func (r *room) foldLocked() error {
 	if len(r.tail) == 0 {
 		return nil
 	}
-	merged, err := ysafe.Merge(r.partsLocked())
+	merged, err := yproto.MergeUpdates(r.partsLocked())
 	if err != nil {
 		return err
 	}
@@ -365,7 +365,7 @@ func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 	parts, n, gen := r.partsLocked(), len(r.tail), r.foldGen
 	r.mu.Unlock()
 
-	merged, err := ysafe.Merge(parts)
+	merged, err := yproto.MergeUpdates(parts)
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +623,7 @@ func (r *room) runCompaction(job *compaction) {
 				err = fmt.Errorf("panic: %v", v)
 			}
 		}()
-		if merged, err = ysafe.Merge(job.parts); err != nil {
+		if merged, err = yproto.MergeUpdates(job.parts); err != nil {
 			return nil, err
 		}
 		if testHookCompactionMerged != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-wiredb/wiredb/internal/ydoc"
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
@@ -67,7 +66,7 @@ func runCompact(cmd *cobra.Command, args []string) (int, error) {
 	}
 
 	updates := f.updates()
-	merged, err := ysafe.Merge(updates)
+	merged, err := yproto.MergeUpdates(updates)
 	if err != nil {
 		return exitFailed, fmt.Errorf("%s: merging %d records: %w; the file is unchanged", path, len(updates), err)
 	}

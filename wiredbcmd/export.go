@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-wiredb/wiredb/internal/ydoc"
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
 func exportCommand() *cobra.Command {
@@ -60,7 +60,7 @@ func runExport(cmd *cobra.Command, args []string) (int, error) {
 	if f.tornAt >= 0 {
 		warnf(cmd, "%v; exporting the %d whole records before it", f.tornError(), len(f.records))
 	}
-	merged, err := ysafe.Merge(f.updates())
+	merged, err := yproto.MergeUpdates(f.updates())
 	if err != nil {
 		return exitFailed, fmt.Errorf("%s: merging %d records: %w", path, len(f.records), err)
 	}

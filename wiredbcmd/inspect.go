@@ -191,7 +191,7 @@ func describeDocument(f *roomFile) *docReport {
 	} else if f.tornAt >= 0 {
 		d.Of = "the whole records (not the torn tail)"
 	}
-	merged, err := ysafe.Merge(f.updates())
+	merged, err := yproto.MergeUpdates(f.updates())
 	if err != nil {
 		d.Error = "merging: " + err.Error()
 		return d

@@ -66,6 +66,9 @@ type merger struct {
 	deletes []DeleteRange
 	body    []byte // client sections, without their struct counts
 	section []mergeSection
+
+	spare        []mergeStruct // sortMostlySorted's other buffer
+	spareDeletes []DeleteRange
 }
 
 type mergeSection struct {
@@ -83,6 +86,7 @@ func (m *merger) release() {
 		*m = merger{}
 	}
 	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
+	m.spare, m.spareDeletes = m.spare[:0], m.spareDeletes[:0]
 	m.p = updateParser{}
 	mergerPool.Put(m)
 }
@@ -227,7 +231,7 @@ func (w *pendingStruct) end() uint64   { return w.s.clock + w.offset + w.length 
 
 // write sorts what scan found and writes the merged update.
 func (m *merger) write(updates [][]byte) ([]byte, error) {
-	slices.SortFunc(m.structs, compareForMerge)
+	m.structs = sortMostlySorted(m.structs, &m.spare, compareForMerge)
 	var cur pendingStruct
 	have := false
 	sec := mergeSection{start: -1}
@@ -404,13 +408,13 @@ func appendStringFromUTF16(dst, s []byte, offset uint64) []byte {
 
 // appendDeleteSet writes the union of every input's deletes.
 func (m *merger) appendDeleteSet(dst []byte) []byte {
-	ds := m.deletes
-	slices.SortFunc(ds, func(a, b DeleteRange) int {
+	m.deletes = sortMostlySorted(m.deletes, &m.spareDeletes, func(a, b DeleteRange) int {
 		if a.Client != b.Client {
 			return cmp.Compare(b.Client, a.Client)
 		}
 		return cmp.Compare(a.Clock, b.Clock)
 	})
+	ds := m.deletes
 	// Join per client in place, then count clients.
 	j := 0
 	for i := range ds {
@@ -443,6 +447,60 @@ func (m *merger) appendDeleteSet(dst []byte) []byte {
 		i = k
 	}
 	return dst
+}
+
+// sortMostlySorted sorts s and returns it, or the spare buffer holding the result (the
+// other one becomes the spare). A merge's input is mostly sorted already: a room's
+// compaction merges one big snapshot, whose structs and deletes are in order, with a few
+// hundred small updates. So the longest sorted run stays where it is, only the rest is
+// sorted, and the two are merged in one pass.
+func sortMostlySorted[T any](s []T, spare *[]T, cmp func(a, b T) int) []T {
+	if len(s) < 64 {
+		slices.SortFunc(s, cmp)
+		return s
+	}
+	runStart, runEnd := 0, 0
+	for i := 0; i < len(s); {
+		j := i + 1
+		for j < len(s) && cmp(s[j-1], s[j]) <= 0 {
+			j++
+		}
+		if j-i > runEnd-runStart {
+			runStart, runEnd = i, j
+		}
+		i = j
+	}
+	if runEnd-runStart == len(s) {
+		return s
+	}
+	if runEnd-runStart < len(s)/4 {
+		slices.SortFunc(s, cmp)
+		return s
+	}
+	// The rest, sorted, goes to the spare buffer's tail; then both merge into it from the
+	// front (the run stays in s, so nothing is overwritten before it is read).
+	out := slices.Grow((*spare)[:0], len(s))[:len(s)]
+	restLen := len(s) - (runEnd - runStart)
+	rest := out[len(s)-restLen:]
+	copy(rest, s[:runStart])
+	copy(rest[runStart:], s[runEnd:])
+	slices.SortFunc(rest, cmp)
+	run := s[runStart:runEnd]
+	i, j, k := 0, 0, 0
+	for i < len(run) && j < len(rest) {
+		if cmp(rest[j], run[i]) < 0 {
+			out[k] = rest[j]
+			j++
+		} else {
+			out[k] = run[i]
+			i++
+		}
+		k++
+	}
+	// What is left of rest is in place already (k + restLen - j = len(s) at the end).
+	copy(out[k:], run[i:])
+	*spare = s[:0]
+	return out
 }
 
 const maxInt32 = 1<<31 - 1

@@ -35,8 +35,8 @@ func loadMergeVectors(t testing.TB) []mergeVector {
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Cases) < 37 {
-		t.Fatalf("%d merge vectors, want the 37 merges.mjs writes", len(f.Cases))
+	if len(f.Cases) < 39 {
+		t.Fatalf("%d merge vectors, want the 39 merges.mjs writes", len(f.Cases))
 	}
 	return f.Cases
 }
@@ -61,10 +61,10 @@ func assertSameDocument(t *testing.T, got, want []byte) {
 	if err != nil {
 		t.Fatalf("expected update does not validate: %v", err)
 	}
-	if g, w := normalizeRanges(gi.Structs), normalizeRanges(wi.Structs); !reflect.DeepEqual(g, w) {
+	if g, w := normalizeRanges(gi.Structs), normalizeRanges(wi.Structs); !slices.Equal(g, w) {
 		t.Fatalf("clock ranges differ:\n got %v\nwant %v", g, w)
 	}
-	if g, w := normalizeDeletes(gi.Deletes), normalizeDeletes(wi.Deletes); !reflect.DeepEqual(g, w) {
+	if g, w := normalizeDeletes(gi.Deletes), normalizeDeletes(wi.Deletes); !slices.Equal(g, w) {
 		t.Fatalf("delete sets differ:\n got %v\nwant %v", g, w)
 	}
 	gs, err := ysafe.Load(got)
@@ -237,4 +237,115 @@ func TestMergeUpdatesEdgeCases(t *testing.T) {
 	if _, err := MergeUpdates([][]byte{one, {1, 2}}); err == nil {
 		t.Fatal("a truncated input merged without an error")
 	}
+}
+
+// BenchmarkMergeUpdates merges what a room's compaction merges: a snapshot and the 500
+// updates that followed it (compaction_fan_in), and a whole session's updates
+// (session_all), natively and, for the ratio, through y-crdt (the tree of merges that
+// ysafe.Merge runs).
+func BenchmarkMergeUpdates(b *testing.B) {
+	for _, name := range []string{"compaction_fan_in", "session_all"} {
+		var inputs [][]byte
+		for _, v := range loadMergeVectors(b) {
+			if v.Name == name {
+				inputs = toUpdates(v.Inputs)
+			}
+		}
+		for _, impl := range []struct {
+			name  string
+			merge func([][]byte) ([]byte, error)
+		}{{"native", MergeUpdates}, {"y-crdt", ysafe.Merge}} {
+			b.Run(name+"/"+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.ReportMetric(float64(len(inputs)), "inputs")
+				for b.Loop() {
+					if _, err := impl.merge(inputs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSortMostlySorted checks the sort that MergeUpdates runs on its structs and deletes,
+// on inputs like a compaction's (one long sorted run among short ones) and on random ones.
+func TestSortMostlySorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 300 {
+		n := rng.IntN(3000)
+		s := make([]int, n)
+		switch round % 3 {
+		case 0: // random
+			for i := range s {
+				s[i] = rng.IntN(100)
+			}
+		default: // a long sorted run somewhere, random values around it
+			runStart, runLen := rng.IntN(n+1), rng.IntN(n+1)
+			for i := range s {
+				s[i] = rng.IntN(1000)
+			}
+			if runStart+runLen > n {
+				runLen = n - runStart
+			}
+			slices.Sort(s[runStart : runStart+runLen])
+		}
+		want := slices.Clone(s)
+		slices.Sort(want)
+		var spare []int
+		got := sortMostlySorted(s, &spare, cmp.Compare[int])
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (n=%d): not sorted", round, n)
+		}
+	}
+}
+
+// FuzzMergeUpdates: for any two updates that validate, MergeUpdates succeeds, its result
+// validates, covers per client exactly the clocks from the lowest to the highest of the
+// inputs (gaps become Skips), and carries the union of their deletes.
+func FuzzMergeUpdates(f *testing.F) {
+	seeds := updateSeeds(f)
+	for i := range seeds {
+		f.Add(seeds[i], seeds[(i+1)%len(seeds)])
+	}
+	for _, v := range loadMergeVectors(f) {
+		if len(v.Inputs) >= 2 && len(v.Inputs[0])+len(v.Inputs[1]) < 4096 {
+			f.Add([]byte(v.Inputs[0]), []byte(v.Inputs[1]))
+		}
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		ai, err := ValidateUpdate(a, Limits{})
+		if err != nil {
+			return
+		}
+		bi, err := ValidateUpdate(b, Limits{})
+		if err != nil {
+			return
+		}
+		merged, err := MergeUpdates([][]byte{a, b})
+		if err != nil {
+			t.Fatalf("two valid updates do not merge: %v", err)
+		}
+		mi, err := ValidateUpdate(merged, Limits{})
+		if err != nil {
+			t.Fatalf("merged update does not validate: %v", err)
+		}
+		span := map[uint64]ClientRange{}
+		for _, r := range append(slices.Clone(ai.Structs), bi.Structs...) {
+			if s, ok := span[r.Client]; ok {
+				r.Clock, r.End = min(r.Clock, s.Clock), max(r.End, s.End)
+			}
+			span[r.Client] = r
+		}
+		want := make([]ClientRange, 0, len(span))
+		for _, r := range span {
+			want = append(want, r)
+		}
+		if got, want := normalizeRanges(mi.Structs), normalizeRanges(want); !slices.Equal(got, want) {
+			t.Fatalf("merged ranges %v, want %v", got, want)
+		}
+		if got, want := normalizeDeletes(mi.Deletes), normalizeDeletes(append(slices.Clone(ai.Deletes), bi.Deletes...)); !slices.Equal(got, want) {
+			t.Fatalf("merged deletes %v, want %v", got, want)
+		}
+	})
 }

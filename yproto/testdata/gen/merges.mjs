@@ -154,6 +154,23 @@ const session = (seed, rounds, clients, opts = {}) => {
   }
 }
 
+// 4b. A merge that itself cuts inside a surrogate pair: a peer that inserted between the
+// halves of an emoji split the item there (both halves became U+FFFD); merged with a copy
+// of the whole item that starts earlier, the copy is written from inside the pair.
+{
+  const a = newDoc(78)
+  a.getText('text').insert(0, 'ab😀cd𝄞ef')
+  const full = Y.encodeStateAsUpdate(a)
+  for (const at of [3, 7]) {
+    const b = newDoc(79)
+    Y.applyUpdate(b, full)
+    b.getText('text').insert(at, 'X')
+    const fromOne = Y.diffUpdate(full, encodeSV(new Map([[78, 1]])))
+    addCase(`merge_cuts_surrogate_${at}`, [Y.encodeStateAsUpdate(b), fromOne],
+      `a peer's item split at ${at} (inside a surrogate pair), and the whole item from clock 1`)
+  }
+}
+
 // 5. Deleted content and GC structs, cut and whole.
 {
   const doc = newDoc(88) // gc on: deleted text becomes ContentDeleted, deleted types GC
