@@ -29,14 +29,30 @@ import (
 // clock), this keeps the longer one, then the earlier input's: the result holds the same
 // content either way. One input is returned as it is.
 func MergeUpdates(updates [][]byte) ([]byte, error) {
-	switch len(updates) {
-	case 0:
-		return []byte{0, 0}, nil
-	case 1:
+	if len(updates) == 1 {
 		return updates[0], nil
+	}
+	return mergeUpdates(updates, false)
+}
+
+// MergeUpdatesDroppingDeleted merges as MergeUpdates does, and writes every item that the
+// merged delete set deletes whole, and that holds text, values, an embed or a format, with
+// ContentDeleted of the same length instead of its content, as a Yjs document with gc on
+// keeps a deleted item. The result carries the same clocks, deletes and visible document;
+// what is gone is deleted content that no client shows. Items holding a shared type or a
+// subdocument keep their content, because other items name them as their parent. One
+// input is merged too, so that its deleted content is dropped.
+func MergeUpdatesDroppingDeleted(updates [][]byte) ([]byte, error) {
+	return mergeUpdates(updates, true)
+}
+
+func mergeUpdates(updates [][]byte, dropDeleted bool) ([]byte, error) {
+	if len(updates) == 0 {
+		return []byte{0, 0}, nil
 	}
 	m := mergerPool.Get().(*merger)
 	defer m.release()
+	m.dropDeleted = dropDeleted
 	for i, u := range updates {
 		if err := m.scan(i, u); err != nil {
 			return nil, err
@@ -69,6 +85,9 @@ type merger struct {
 
 	spare        []mergeStruct // sortMostlySorted's other buffer
 	spareDeletes []DeleteRange
+
+	dropDeleted bool
+	deleteAt    int // dropDeleted: the first delete range that may hold the struct written next
 }
 
 type mergeSection struct {
@@ -78,15 +97,17 @@ type mergeSection struct {
 
 var mergerPool = sync.Pool{New: func() any { return new(merger) }}
 
-// maxPooledStructs keeps one huge merge from pinning its scratch space for good.
-const maxPooledStructs = 1 << 20
+// maxPooledStructs keeps a big merge (64k structs take 4 MiB, twice) from pinning its
+// scratch space for good: a room of 256k keystrokes compacts every few seconds under load.
+const maxPooledStructs = 1 << 16
 
 func (m *merger) release() {
-	if cap(m.structs) > maxPooledStructs {
+	if cap(m.structs) > maxPooledStructs || cap(m.spare) > maxPooledStructs || cap(m.body) > 64*maxPooledStructs {
 		*m = merger{}
 	}
 	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
 	m.spare, m.spareDeletes = m.spare[:0], m.spareDeletes[:0]
+	m.dropDeleted, m.deleteAt = false, 0
 	m.p = updateParser{}
 	mergerPool.Put(m)
 }
@@ -232,6 +253,7 @@ func (w *pendingStruct) end() uint64   { return w.s.clock + w.offset + w.length 
 // write sorts what scan found and writes the merged update.
 func (m *merger) write(updates [][]byte) ([]byte, error) {
 	m.structs = sortMostlySorted(m.structs, &m.spare, compareForMerge)
+	m.joinDeletes()
 	var cur pendingStruct
 	have := false
 	sec := mergeSection{start: -1}
@@ -327,6 +349,8 @@ func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error)
 	switch k := s.kind(); {
 	case k == refGC || k == refSkip:
 		return AppendVarUint(append(dst, k), w.length), nil
+	case m.dropDeleted && droppable[k] && m.deletedWhole(s.client, w.clock(), w.end()):
+		return m.appendDeletedItem(dst, src, w), nil
 	case w.offset == 0:
 		info := s.info
 		if info&(infoHasOrigin|infoHasRight) != 0 {
@@ -346,6 +370,48 @@ func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error)
 	dst = AppendVarUint(dst, s.clock+w.offset-1)
 	dst = append(dst, src[s.right:s.rightEnd]...)
 	return m.appendContentFrom(dst, src[s.content:s.end], s.kind(), w.offset)
+}
+
+// droppable is the content whose deleted items MergeUpdatesDroppingDeleted writes as
+// ContentDeleted: everything but shared types and subdocuments, which other items may name
+// as their parent, and deleted content, which is dropped already.
+var droppable = [refSkip + 1]bool{refJSON: true, refBinary: true, refString: true, refEmbed: true, refFormat: true, refAny: true}
+
+// deletedWhole reports whether the clocks from..to of client are all deleted. Structs are
+// written in the deletes' order (clients descending, clocks ascending), so the search goes
+// on from where the last one ended.
+func (m *merger) deletedWhole(client, from, to uint64) bool {
+	ds := m.deletes
+	i := m.deleteAt
+	for i < len(ds) && (ds[i].Client > client || ds[i].Client == client && ds[i].Clock+ds[i].Len <= from) {
+		i++
+	}
+	m.deleteAt = i
+	return i < len(ds) && ds[i].Client == client && ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len
+}
+
+// appendDeletedItem writes item w as appendStruct would, with ContentDeleted of its length
+// in place of its content.
+func (m *merger) appendDeletedItem(dst, src []byte, w *pendingStruct) []byte {
+	s := &w.s
+	if w.offset == 0 {
+		info := s.info&^infoRefMask | refDeleted
+		if info&(infoHasOrigin|infoHasRight) != 0 {
+			info &^= infoHasParentSub
+		}
+		dst = append(dst, info)
+		dst = append(dst, src[s.start+1:s.content]...) // origins, or parent and key
+		return AppendVarUint(dst, w.length)
+	}
+	info := s.info&infoHasRight | infoHasOrigin | refDeleted
+	if s.info&(infoHasOrigin|infoHasRight) == 0 {
+		info |= s.info & infoHasParentSub
+	}
+	dst = append(dst, info)
+	dst = AppendVarUint(dst, s.client)
+	dst = AppendVarUint(dst, s.clock+w.offset-1)
+	dst = append(dst, src[s.right:s.rightEnd]...)
+	return AppendVarUint(dst, w.length)
 }
 
 // appendContentFrom writes content of kind ref without its first offset clocks, as Yjs's
@@ -406,8 +472,9 @@ func appendStringFromUTF16(dst, s []byte, offset uint64) []byte {
 	return AppendVarBytes(dst, s[i:])
 }
 
-// appendDeleteSet writes the union of every input's deletes.
-func (m *merger) appendDeleteSet(dst []byte) []byte {
+// joinDeletes sorts the deletes of every input (clients descending, clocks ascending, as
+// they are written) and joins overlapping and touching ranges.
+func (m *merger) joinDeletes() {
 	m.deletes = sortMostlySorted(m.deletes, &m.spareDeletes, func(a, b DeleteRange) int {
 		if a.Client != b.Client {
 			return cmp.Compare(b.Client, a.Client)
@@ -415,7 +482,6 @@ func (m *merger) appendDeleteSet(dst []byte) []byte {
 		return cmp.Compare(a.Clock, b.Clock)
 	})
 	ds := m.deletes
-	// Join per client in place, then count clients.
 	j := 0
 	for i := range ds {
 		if j > 0 && ds[j-1].Client == ds[i].Client && ds[j-1].Clock+ds[j-1].Len >= ds[i].Clock {
@@ -425,7 +491,12 @@ func (m *merger) appendDeleteSet(dst []byte) []byte {
 		ds[j] = ds[i]
 		j++
 	}
-	ds = ds[:j]
+	m.deletes = ds[:j]
+}
+
+// appendDeleteSet writes the joined deletes.
+func (m *merger) appendDeleteSet(dst []byte) []byte {
+	ds := m.deletes
 	clients := 0
 	for i := range ds {
 		if i == 0 || ds[i].Client != ds[i-1].Client {

@@ -349,3 +349,97 @@ func FuzzMergeUpdates(f *testing.F) {
 		}
 	})
 }
+
+// TestMergeUpdatesDroppingDeleted: for every vector, the merge that drops deleted content
+// carries the clocks, deletes and visible document of the plain merge, is never larger,
+// and keeps nothing to drop when merged again. Some vectors must actually shrink.
+func TestMergeUpdatesDroppingDeleted(t *testing.T) {
+	shrunk := 0
+	for _, v := range loadMergeVectors(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			inputs := toUpdates(v.Inputs)
+			plain, err := MergeUpdates(inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropped, err := MergeUpdatesDroppingDeleted(inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dropped) > len(plain) {
+				t.Fatalf("%d bytes, more than the plain merge's %d", len(dropped), len(plain))
+			}
+			if len(dropped) < len(plain) {
+				shrunk++
+			}
+			assertSameVisibleDocument(t, dropped, plain)
+			again, err := MergeUpdatesDroppingDeleted([][]byte{dropped})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, dropped) {
+				t.Fatalf("merging the result again changes it (%d bytes, then %d)", len(dropped), len(again))
+			}
+		})
+	}
+	t.Logf("%d vectors had deleted content dropped", shrunk)
+	if shrunk < 10 {
+		t.Fatalf("only %d vectors had deleted content dropped", shrunk)
+	}
+}
+
+// assertSameVisibleDocument is assertSameDocument without the kinds of deleted content a
+// document holds (ysafe reports those, with gc off, where content was kept).
+func assertSameVisibleDocument(t *testing.T, got, want []byte) {
+	t.Helper()
+	gi, err := ValidateUpdate(got, Limits{})
+	if err != nil {
+		t.Fatalf("update does not validate: %v", err)
+	}
+	wi, _ := ValidateUpdate(want, Limits{})
+	if g, w := normalizeRanges(gi.Structs), normalizeRanges(wi.Structs); !slices.Equal(g, w) {
+		t.Fatalf("clock ranges differ:\n got %v\nwant %v", g, w)
+	}
+	if g, w := normalizeDeletes(gi.Deletes), normalizeDeletes(wi.Deletes); !slices.Equal(g, w) {
+		t.Fatalf("delete sets differ:\n got %v\nwant %v", g, w)
+	}
+	gs, err := ysafe.Load(got)
+	if err != nil {
+		t.Fatalf("y-crdt cannot read the update: %v", err)
+	}
+	ws, err := ysafe.Load(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*ysafe.Snapshot{gs, ws} {
+		for _, root := range s.Roots {
+			clearContentKinds(root)
+		}
+	}
+	if !reflect.DeepEqual(gs, ws) {
+		t.Fatalf("documents differ:\n got %s\nwant %s", snapshotJSON(t, gs), snapshotJSON(t, ws))
+	}
+}
+
+func clearContentKinds(v any) {
+	switch v := v.(type) {
+	case *ysafe.Type:
+		v.Content = 0
+		for _, e := range v.Entries {
+			clearContentKinds(e)
+		}
+		for _, p := range v.Pieces {
+			for _, x := range p.Values {
+				clearContentKinds(x)
+			}
+		}
+	case []any:
+		for _, x := range v {
+			clearContentKinds(x)
+		}
+	case map[string]any:
+		for _, x := range v {
+			clearContentKinds(x)
+		}
+	}
+}
