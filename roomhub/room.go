@@ -136,12 +136,24 @@ func (r *room) foldLocked() error {
 	if len(r.tail) == 0 {
 		return nil
 	}
-	merged, err := yproto.MergeUpdates(r.partsLocked())
+	merged, err := mergeState(r.partsLocked())
 	if err != nil {
 		return err
 	}
 	r.installMergedLocked(merged, len(r.tail))
 	return nil
+}
+
+// mergeState merges parts of a room's document into one update, and drops
+// the content of deleted items as it goes (CompactUpdates): the
+// snapshot, the file after a compaction and every step 2 then carry what a
+// Yjs document with gc on keeps, and no deleted text that no client shows.
+// One part is merged already.
+func mergeState(parts [][]byte) ([]byte, error) {
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return yproto.CompactUpdates(parts)
 }
 
 // partsLocked is the document as the updates to merge: the snapshot (left
@@ -365,7 +377,7 @@ func (r *room) refreshState(withCoverage bool) ([]byte, error) {
 	parts, n, gen := r.partsLocked(), len(r.tail), r.foldGen
 	r.mu.Unlock()
 
-	merged, err := yproto.MergeUpdates(parts)
+	merged, err := mergeState(parts)
 	if err != nil {
 		return nil, err
 	}
@@ -623,8 +635,12 @@ func (r *room) runCompaction(job *compaction) {
 				err = fmt.Errorf("panic: %v", v)
 			}
 		}()
-		if merged, err = yproto.MergeUpdates(job.parts); err != nil {
+		if merged, err = mergeState(job.parts); err != nil {
 			return nil, err
+		}
+		// The file is rewritten from this update alone: check it first.
+		if _, err := yproto.ValidateUpdate(merged, yproto.Limits{}); err != nil {
+			return nil, fmt.Errorf("merged update: %w", err)
 		}
 		if testHookCompactionMerged != nil {
 			testHookCompactionMerged()

@@ -1,6 +1,7 @@
 package yproto
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
 	"sync"
@@ -35,24 +36,34 @@ func MergeUpdates(updates [][]byte) ([]byte, error) {
 	return mergeUpdates(updates, false)
 }
 
-// MergeUpdatesDroppingDeleted merges as MergeUpdates does, and writes every item that the
-// merged delete set deletes whole, and that holds text, values, an embed or a format, with
-// ContentDeleted of the same length instead of its content, as a Yjs document with gc on
-// keeps a deleted item. The result carries the same clocks, deletes and visible document;
-// what is gone is deleted content that no client shows. Items holding a shared type or a
-// subdocument keep their content, because other items name them as their parent. One
-// input is merged too, so that its deleted content is dropped.
-func MergeUpdatesDroppingDeleted(updates [][]byte) ([]byte, error) {
+// CompactUpdates merges as MergeUpdates does, and writes the result as a Yjs document with
+// gc on would encode it:
+//
+//   - every item that the merged delete set deletes whole, and that holds text, values, an
+//     embed or a format, is written with ContentDeleted of its length instead of its
+//     content. Items holding a shared type or a subdocument keep their content, because
+//     other items name them as their parent;
+//   - an item that continues the one before (same client, the next clock, the previous
+//     item's last clock as its origin, the same right origin, text after text, values
+//     after values, deleted after deleted) joins it, as Yjs joins such items when it
+//     integrates them. Yjs splits a joined item wherever a later item names a clock inside
+//     it, and gives the right part exactly the origins the joined item had, so it places
+//     every item as before.
+//
+// The result carries the same clocks, deletes and visible document as MergeUpdates's; what
+// is gone is deleted content that no client shows, and the per-item overhead of one item
+// per keystroke. One input is compacted too.
+func CompactUpdates(updates [][]byte) ([]byte, error) {
 	return mergeUpdates(updates, true)
 }
 
-func mergeUpdates(updates [][]byte, dropDeleted bool) ([]byte, error) {
+func mergeUpdates(updates [][]byte, compact bool) ([]byte, error) {
 	if len(updates) == 0 {
 		return []byte{0, 0}, nil
 	}
 	m := mergerPool.Get().(*merger)
 	defer m.release()
-	m.dropDeleted = dropDeleted
+	m.dropDeleted = compact
 	for i, u := range updates {
 		if err := m.scan(i, u); err != nil {
 			return nil, err
@@ -86,8 +97,21 @@ type merger struct {
 	spare        []mergeStruct // sortMostlySorted's other buffer
 	spareDeletes []DeleteRange
 
-	dropDeleted bool
-	deleteAt    int // dropDeleted: the first delete range that may hold the struct written next
+	dropDeleted bool // CompactUpdates: drop deleted content and join items
+	deleteAt    int  // the first delete range that may hold the struct written next
+	open        openItem
+	openContent []byte // the open item's content so far: string bytes or encoded values
+}
+
+// openItem is an item CompactUpdates has written the header of, whose content is kept
+// open for the items that continue it.
+type openItem struct {
+	active bool
+	ref    byte   // refString, refAny, refJSON or refDeleted
+	client uint64 // the next clock after it
+	end    uint64
+	right  []byte // its right origin as encoded, or nil
+	count  uint64 // values (Any, JSON) or clocks (deleted) so far
 }
 
 type mergeSection struct {
@@ -108,6 +132,7 @@ func (m *merger) release() {
 	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
 	m.spare, m.spareDeletes = m.spare[:0], m.spareDeletes[:0]
 	m.dropDeleted, m.deleteAt = false, 0
+	m.open, m.openContent = openItem{}, m.openContent[:0]
 	m.p = updateParser{}
 	mergerPool.Put(m)
 }
@@ -261,17 +286,33 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 		if !have || cur.length == 0 {
 			return nil
 		}
+		src := updates[cur.s.src]
+		ref := byte(0)
+		joinable := false
+		if m.dropDeleted {
+			ref, joinable = m.compactRef(&cur)
+			if joinable && m.continuesOpen(src, &cur, ref) {
+				return m.appendOpenContent(src, &cur)
+			}
+			m.closeOpen()
+		}
 		if sec.start < 0 {
 			sec.start = len(m.body)
 			m.body = AppendVarUint(m.body, cur.s.client)
 			m.body = AppendVarUint(m.body, cur.clock())
 		}
-		var err error
-		m.body, err = m.appendStruct(m.body, updates[cur.s.src], &cur)
 		sec.structs++
+		if joinable {
+			m.body = m.appendItemHeader(m.body, src, &cur, ref)
+			m.open = openItem{active: true, ref: ref, client: cur.s.client, end: cur.clock(), right: src[cur.s.right:cur.s.rightEnd]}
+			return m.appendOpenContent(src, &cur)
+		}
+		var err error
+		m.body, err = m.appendStruct(m.body, src, &cur)
 		return err
 	}
 	endSection := func() {
+		m.closeOpen()
 		if sec.start >= 0 {
 			sec.end = len(m.body)
 			m.section = append(m.section, sec)
@@ -349,8 +390,6 @@ func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error)
 	switch k := s.kind(); {
 	case k == refGC || k == refSkip:
 		return AppendVarUint(append(dst, k), w.length), nil
-	case m.dropDeleted && droppable[k] && m.deletedWhole(s.client, w.clock(), w.end()):
-		return m.appendDeletedItem(dst, src, w), nil
 	case w.offset == 0:
 		info := s.info
 		if info&(infoHasOrigin|infoHasRight) != 0 {
@@ -390,28 +429,130 @@ func (m *merger) deletedWhole(client, from, to uint64) bool {
 	return i < len(ds) && ds[i].Client == client && ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len
 }
 
-// appendDeletedItem writes item w as appendStruct would, with ContentDeleted of its length
-// in place of its content.
-func (m *merger) appendDeletedItem(dst, src []byte, w *pendingStruct) []byte {
+// joinable is the content that CompactUpdates joins across items, as Yjs's content
+// mergeWith does.
+var joinable = [refSkip + 1]bool{refDeleted: true, refJSON: true, refString: true, refAny: true}
+
+// compactRef returns the content ref that CompactUpdates writes item w with (refDeleted
+// where it drops the content) and whether such content joins. GC and Skip structs do not.
+func (m *merger) compactRef(w *pendingStruct) (ref byte, ok bool) {
+	k := w.s.kind()
+	if k == refGC || k == refSkip {
+		return k, false
+	}
+	if droppable[k] && m.deletedWhole(w.s.client, w.clock(), w.end()) {
+		return refDeleted, true
+	}
+	return k, joinable[k]
+}
+
+// continuesOpen reports whether item w continues the open item: the same client and
+// content, its first clock right after it, the open item's last clock as its origin (an
+// item written from an offset gets exactly that), and the same right origin.
+func (m *merger) continuesOpen(src []byte, w *pendingStruct, ref byte) bool {
+	o := &m.open
+	if !o.active || o.ref != ref || o.client != w.s.client || o.end != w.clock() || !bytes.Equal(o.right, src[w.s.right:w.s.rightEnd]) {
+		return false
+	}
+	if w.offset > 0 {
+		return true
+	}
+	if w.s.info&infoHasOrigin == 0 {
+		return false
+	}
+	client, n, err := ReadVarUint(src[w.s.start+1:])
+	if err != nil || client != w.s.client {
+		return false
+	}
+	clock, _, err := ReadVarUint(src[int(w.s.start)+1+n:])
+	return err == nil && clock == o.end-1
+}
+
+// appendItemHeader writes item w's info byte (with content ref ref), origins, and where it
+// has no origins its parent and key, as appendStruct would.
+func (m *merger) appendItemHeader(dst, src []byte, w *pendingStruct, ref byte) []byte {
 	s := &w.s
 	if w.offset == 0 {
-		info := s.info&^infoRefMask | refDeleted
+		info := s.info&^infoRefMask | ref
 		if info&(infoHasOrigin|infoHasRight) != 0 {
 			info &^= infoHasParentSub
 		}
 		dst = append(dst, info)
-		dst = append(dst, src[s.start+1:s.content]...) // origins, or parent and key
-		return AppendVarUint(dst, w.length)
+		return append(dst, src[s.start+1:s.content]...)
 	}
-	info := s.info&infoHasRight | infoHasOrigin | refDeleted
+	info := s.info&infoHasRight | infoHasOrigin | ref
 	if s.info&(infoHasOrigin|infoHasRight) == 0 {
 		info |= s.info & infoHasParentSub
 	}
 	dst = append(dst, info)
 	dst = AppendVarUint(dst, s.client)
 	dst = AppendVarUint(dst, s.clock+w.offset-1)
-	dst = append(dst, src[s.right:s.rightEnd]...)
-	return AppendVarUint(dst, w.length)
+	return append(dst, src[s.right:s.rightEnd]...)
+}
+
+// appendOpenContent adds item w's content, from its offset, to the open item.
+func (m *merger) appendOpenContent(src []byte, w *pendingStruct) error {
+	o := &m.open
+	o.end = w.end()
+	if o.ref == refDeleted {
+		o.count += w.length
+		return nil
+	}
+	r := &m.p
+	r.anyReader = anyReader{reader: reader{buf: src[w.s.content:w.s.end]}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	if o.ref == refString {
+		str, err := r.readVarBytes("string content")
+		if err != nil {
+			return err
+		}
+		m.openContent = appendUTF16Suffix(m.openContent, str, w.offset)
+		return nil
+	}
+	if _, err := r.readVarUint("content count"); err != nil {
+		return err
+	}
+	if err := m.skipValues(o.ref, w.offset); err != nil {
+		return err
+	}
+	o.count += w.length
+	m.openContent = append(m.openContent, r.buf[r.pos:]...)
+	return nil
+}
+
+// closeOpen writes the open item's content, if an item is open.
+func (m *merger) closeOpen() {
+	o := &m.open
+	if !o.active {
+		return
+	}
+	switch o.ref {
+	case refDeleted:
+		m.body = AppendVarUint(m.body, o.count)
+	case refString:
+		m.body = AppendVarBytes(m.body, m.openContent)
+	default:
+		m.body = AppendVarUint(m.body, o.count)
+		m.body = append(m.body, m.openContent...)
+	}
+	*o = openItem{}
+	m.openContent = m.openContent[:0]
+}
+
+// skipValues reads past n JSON or Any values of the content m.p is reading.
+func (m *merger) skipValues(ref byte, n uint64) error {
+	r := &m.p
+	for range n {
+		var err error
+		if ref == refJSON {
+			_, err = r.readVarBytes("JSON content element")
+		} else {
+			err = r.readAny("any content")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // appendContentFrom writes content of kind ref without its first offset clocks, as Yjs's
@@ -429,21 +570,15 @@ func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64)
 		if err != nil {
 			return dst, err
 		}
-		return appendStringFromUTF16(dst, s, offset), nil
+		rest := appendUTF16Suffix(nil, s, offset) // only items written from an offset get here
+		return AppendVarBytes(dst, rest), nil
 	case refJSON, refAny:
 		n, err := r.readVarUint("content count")
 		if err != nil {
 			return dst, err
 		}
-		for range offset {
-			if ref == refJSON {
-				_, err = r.readVarBytes("JSON content element")
-			} else {
-				err = r.readAny("any content")
-			}
-			if err != nil {
-				return dst, err
-			}
+		if err := m.skipValues(ref, offset); err != nil {
+			return dst, err
 		}
 		dst = AppendVarUint(dst, n-offset)
 		return append(dst, content[r.pos:]...), nil
@@ -451,25 +586,23 @@ func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64)
 	return dst, errAt(ErrMalformed, 0, "content ref %d cannot be split", ref)
 }
 
-// appendStringFromUTF16 writes the varString of s without its first offset UTF-16 code
-// units. Cutting a surrogate pair leaves its low half first, which lib0's TextEncoder
-// writes as U+FFFD, as Yjs does.
-func appendStringFromUTF16(dst, s []byte, offset uint64) []byte {
+// appendUTF16Suffix appends s without its first offset UTF-16 code units. Cutting a
+// surrogate pair leaves its low half first, which lib0's TextEncoder writes as U+FFFD, as
+// Yjs does.
+func appendUTF16Suffix(dst, s []byte, offset uint64) []byte {
 	i := 0
 	for offset > 0 && i < len(s) {
 		r, size := utf8.DecodeRune(s[i:])
 		i += size
 		if r >= 0x10000 {
 			if offset == 1 {
-				rest := s[i:]
-				dst = AppendVarUint(dst, uint64(len(rest)+3))
-				return append(append(dst, "\uFFFD"...), rest...)
+				return append(append(dst, "\uFFFD"...), s[i:]...)
 			}
 			offset--
 		}
 		offset--
 	}
-	return AppendVarBytes(dst, s[i:])
+	return append(dst, s[i:]...)
 }
 
 // joinDeletes sorts the deletes of every input (clients descending, clocks ascending, as

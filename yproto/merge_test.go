@@ -350,10 +350,11 @@ func FuzzMergeUpdates(f *testing.F) {
 	})
 }
 
-// TestMergeUpdatesDroppingDeleted: for every vector, the merge that drops deleted content
-// carries the clocks, deletes and visible document of the plain merge, is never larger,
-// and keeps nothing to drop when merged again. Some vectors must actually shrink.
-func TestMergeUpdatesDroppingDeleted(t *testing.T) {
+// TestCompactUpdates: for every vector, the compacted merge (deleted content dropped,
+// items that continue one another joined) carries the clocks, deletes and visible document
+// of the plain merge (as y-crdt integrates it), is never larger, and stays as it is when
+// compacted again. Some vectors must actually shrink.
+func TestCompactUpdates(t *testing.T) {
 	shrunk := 0
 	for _, v := range loadMergeVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
@@ -362,7 +363,7 @@ func TestMergeUpdatesDroppingDeleted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dropped, err := MergeUpdatesDroppingDeleted(inputs)
+			dropped, err := CompactUpdates(inputs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +374,7 @@ func TestMergeUpdatesDroppingDeleted(t *testing.T) {
 				shrunk++
 			}
 			assertSameVisibleDocument(t, dropped, plain)
-			again, err := MergeUpdatesDroppingDeleted([][]byte{dropped})
+			again, err := CompactUpdates([][]byte{dropped})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -197,6 +197,65 @@ describe('admin API /wiredb/rooms', { skip: SKIP }, () => {
     }
   }))
 
+  // Compaction drops the content of deleted items (written as ContentDeleted, as a Yjs
+  // document with gc on keeps them): the file shrinks, and Yjs reads the same document from
+  // it, including a late joiner that then edits next to what was deleted.
+  test('compaction drops deleted content; Yjs reads the same document and edits on', { timeout: 30000 }, run(async (t, srv) => {
+    const room = freshRoom('gc')
+    const file = roomFile(srv.dataDir, room)
+    const [a, b] = await connectClients(srv.wsBase, room, 2, { namePrefix: 'gc-' })
+    const clients = [a, b]
+    try {
+      const words = Array.from({ length: 300 }, (_, i) => `word${i} `)
+      for (let i = 0; i < words.length; i++) {
+        const c = i % 2 ? b : a
+        c.text().insert(c.text().length, words[i], i % 7 === 0 ? { bold: true } : undefined)
+        if (i % 25 === 0) await waitConverged([a, b])
+      }
+      a.map().set('big', 'x'.repeat(2000))
+      b.array().insert(0, [{ payload: 'y'.repeat(1000) }, 'keep'])
+      await waitConverged([a, b])
+      a.text().delete(10, a.text().length - 30) // most of the text
+      a.text().format(0, 5, { italic: true })
+      b.map().set('big', 'small') // the 2,000-character value is deleted
+      b.array().delete(0, 1)
+      await waitConverged([a, b])
+
+      const before = readWireFile(file)
+      const plain = Y.mergeUpdates(before.records)
+      const r = await api(srv, `/${room}/compact`, { method: 'POST' })
+      assert.equal(r.status, 200, `POST compact: ${r.status} ${r.text}`)
+      const after = readWireFile(file)
+      assert.equal(after.records.length, 1)
+      const record = after.records[0]
+      t.diagnostic(`file ${before.size} → ${after.size} bytes; Yjs's mergeUpdates of the records: ${plain.length}; Yjs's own gc'd state: ${Y.encodeStateAsUpdate(a.doc).length}`)
+      assert.ok(record.length < plain.length * 0.5, `the compacted record (${record.length} bytes) drops the deleted content that Yjs's mergeUpdates keeps (${plain.length})`)
+
+      // No deleted item keeps text, values or a format; the deletes are all there.
+      const decoded = Y.decodeUpdate(record)
+      const deleted = (s) => (decoded.ds.clients.get(s.id.client) || []).some((d) => d.clock <= s.id.clock && s.id.clock + s.length <= d.clock + d.len)
+      const kept = decoded.structs.filter((s) => s instanceof Y.Item && deleted(s) && !(s.content instanceof Y.ContentDeleted) && !(s.content instanceof Y.ContentType))
+      assert.deepEqual(kept.map((s) => s.content.constructor.name), [], 'deleted items written with ContentDeleted')
+      assert.deepEqual(Y.decodeUpdate(plain).ds, decoded.ds, 'the same delete set')
+      assert.equal(docDiff(a.doc, docFromWireFile(file), ROOTS), null, 'the compacted file holds the clients\' document')
+
+      // A late joiner gets the compacted state, edits around the deleted text, and everyone converges.
+      const c = await connectClient(srv.wsBase, room, { name: 'gc-late' })
+      clients.push(c)
+      await waitConverged([a, b, c])
+      assert.equal(docDiff(a.doc, c.doc, ROOTS), null)
+      c.text().insert(10, 'LATE ')
+      c.text().delete(2, 3)
+      a.text().insert(a.text().length, ' tail')
+      c.map().set('big', 'from c')
+      await waitConverged([a, b, c])
+      assert.equal(docDiff(a.doc, c.doc, ROOTS), null)
+      assert.ok(c.text().toString().includes('LATE '), c.text().toString())
+    } finally {
+      await destroyAll(clients)
+    }
+  }))
+
   // An operator's compaction of a busy room. Under fsync always there is nearly always an
   // update waiting for the group fsync; compacting must not fail for that (it is at most
   // one fsync away), and certainly not with a 500 Internal Server Error.
