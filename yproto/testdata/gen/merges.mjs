@@ -171,6 +171,24 @@ const session = (seed, rounds, clients, opts = {}) => {
   }
 }
 
+// 4c. Items of one client with chained clocks and origins but different right origins: A
+// typed "a", B typed "Z" after it, then A typed "b" between the two. Joining A's items
+// would give "b" the right origin of "a" (none), and Yjs would then order "b" and "Z" by
+// client ID instead of keeping "abZ". Both client orders, each way round.
+for (const [idA, idB] of [[300, 200], [200, 300]]) {
+  const a = newDoc(idA)
+  const b = newDoc(idB)
+  const recA = recorder(a)
+  a.getText('text').insert(0, 'a')
+  Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+  b.getText('text').insert(1, 'Z')
+  Y.applyUpdate(a, Y.encodeStateAsUpdate(b))
+  a.getText('text').insert(1, 'b')
+  if (a.getText('text').toString() !== 'abZ') throw new Error('setup: ' + a.getText('text').toString())
+  addCase(`right_origin_differs_${idA}_${idB}`, [...recA, Y.encodeStateAsUpdate(b)],
+    `A's two items chain by origin but not by right origin (A ${idA}, B ${idB})`)
+}
+
 // 5. Deleted content and GC structs, cut and whole.
 {
   const doc = newDoc(88) // gc on: deleted text becomes ContentDeleted, deleted types GC
