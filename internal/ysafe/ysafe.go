@@ -10,9 +10,10 @@
 //   - is only ever given bytes that yproto has validated, because the fatal
 //     out-of-memory and endless-loop failures of y-crdt cannot be recovered.
 //
-// The server merges updates with yproto.MergeUpdates, not with y-crdt (it
-// is several times faster and allocates twice per merge instead of per
-// struct); from y-crdt it uses only the pure byte-level DiffUpdate and
+// The server merges updates with yproto.CompactUpdates, not with y-crdt
+// (it is several times faster, allocates twice per merge instead of per
+// struct, and drops deleted content); from y-crdt it uses only the pure
+// byte-level DiffUpdate and
 // EncodeStateVectorFromUpdate, which share no state and are safe for
 // concurrent use. Merge stays, as the independent reference that
 // yproto's tests compare MergeUpdates with. No live y-crdt Doc is ever kept:
