@@ -170,10 +170,13 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, brw, nil
 }
 
-// Buffer sizes of a hijacked connection; see Hijack.
+// Buffer sizes of a hijacked connection; see Hijack. The writer holds the
+// largest control frame, a close frame of 2+2+123 bytes; anything larger
+// than its buffer bufio writes through. (512 bytes cost 2000 idle
+// connections 0.75 MiB more, in a heap profile.)
 const (
 	readBufferSize  = 1 << 10
-	writeBufferSize = 512
+	writeBufferSize = 128
 )
 
 // conn is a hijacked connection whose reads pass through a parser.
