@@ -94,8 +94,10 @@ type merger struct {
 	body    []byte // client sections, without their struct counts
 	section []mergeSection
 
-	spare        []mergeStruct // sortMostlySorted's other buffer
-	spareDeletes []DeleteRange
+	spare        []mergeStruct // sortStructs's other buffer
+	spareDeletes []DeleteRange // sortMostlySorted's, for the deletes
+	groups       []clientGroup
+	groupOf      map[uint64]int
 
 	dropDeleted bool // CompactUpdates: drop deleted content and join items
 	deleteAt    int  // the first delete range that may hold the struct written next
@@ -130,7 +132,8 @@ func (m *merger) release() {
 		*m = merger{}
 	}
 	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
-	m.spare, m.spareDeletes = m.spare[:0], m.spareDeletes[:0]
+	m.spare, m.spareDeletes, m.groups = m.spare[:0], m.spareDeletes[:0], m.groups[:0]
+	clear(m.groupOf)
 	m.dropDeleted, m.deleteAt = false, 0
 	m.open, m.openContent = openItem{}, m.openContent[:0]
 	m.p = updateParser{}
@@ -277,7 +280,7 @@ func (w *pendingStruct) end() uint64   { return w.s.clock + w.offset + w.length 
 
 // write sorts what scan found and writes the merged update.
 func (m *merger) write(updates [][]byte) ([]byte, error) {
-	m.structs = sortMostlySorted(m.structs, &m.spare, compareForMerge)
+	m.sortStructs()
 	m.joinDeletes()
 	var cur pendingStruct
 	have := false
@@ -651,6 +654,68 @@ func (m *merger) appendDeleteSet(dst []byte) []byte {
 		i = k
 	}
 	return dst
+}
+
+// clientGroup is one client's structs while sortStructs orders them.
+type clientGroup struct {
+	client    uint64
+	count, at int
+}
+
+// sortStructs orders the structs for writing (compareForMerge). An input holds a run of
+// structs per client, in clock order; one client's runs, taken in input order, are in
+// clock order too as a rule, because a room's inputs are its snapshot and then its
+// updates as they arrived. So the structs are grouped by client (a counting sort of the
+// runs, stable), the groups ordered by client, and only a group that is out of order is
+// sorted: a compaction of a snapshot and a thousand keystrokes costs a pass, not a sort.
+func (m *merger) sortStructs() {
+	ss := m.structs
+	if len(ss) < 2 {
+		return
+	}
+	if m.groupOf == nil {
+		m.groupOf = make(map[uint64]int)
+	}
+	for i := 0; i < len(ss); {
+		j := i + 1
+		for j < len(ss) && ss[j].client == ss[i].client {
+			j++
+		}
+		g, ok := m.groupOf[ss[i].client]
+		if !ok {
+			g = len(m.groups)
+			m.groupOf[ss[i].client] = g
+			m.groups = append(m.groups, clientGroup{client: ss[i].client})
+		}
+		m.groups[g].count += j - i
+		i = j
+	}
+	order := slices.Clone(m.groups) // by client, descending; groupOf keeps the first-seen index
+	slices.SortFunc(order, func(a, b clientGroup) int { return cmp.Compare(b.client, a.client) })
+	at := 0
+	for _, g := range order {
+		m.groups[m.groupOf[g.client]].at = at
+		at += g.count
+	}
+	out := slices.Grow(m.spare[:0], len(ss))[:len(ss)]
+	for i := 0; i < len(ss); {
+		j := i + 1
+		for j < len(ss) && ss[j].client == ss[i].client {
+			j++
+		}
+		g := &m.groups[m.groupOf[ss[i].client]]
+		g.at += copy(out[g.at:], ss[i:j])
+		i = j
+	}
+	start := 0
+	for _, g := range order {
+		group := out[start : start+g.count]
+		if !slices.IsSortedFunc(group, compareForMerge) {
+			slices.SortFunc(group, compareForMerge)
+		}
+		start += g.count
+	}
+	m.spare, m.structs = ss[:0], out
 }
 
 // sortMostlySorted sorts s and returns it, or the spare buffer holding the result (the
