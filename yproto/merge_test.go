@@ -302,7 +302,8 @@ func TestSortMostlySorted(t *testing.T) {
 
 // FuzzMergeUpdates: for any two updates that validate, MergeUpdates succeeds, its result
 // validates, covers per client exactly the clocks from the lowest to the highest of the
-// inputs (gaps become Skips), and carries the union of their deletes.
+// inputs (gaps become Skips), and carries the union of their deletes; CompactUpdates's
+// result validates too, with the same ranges and deletes, and is no larger.
 func FuzzMergeUpdates(f *testing.F) {
 	seeds := updateSeeds(f)
 	for i := range seeds {
@@ -346,6 +347,20 @@ func FuzzMergeUpdates(f *testing.F) {
 		}
 		if got, want := normalizeDeletes(mi.Deletes), normalizeDeletes(append(slices.Clone(ai.Deletes), bi.Deletes...)); !slices.Equal(got, want) {
 			t.Fatalf("merged deletes %v, want %v", got, want)
+		}
+		compacted, err := CompactUpdates([][]byte{a, b})
+		if err != nil {
+			t.Fatalf("two valid updates do not compact: %v", err)
+		}
+		ci, err := ValidateUpdate(compacted, Limits{})
+		if err != nil {
+			t.Fatalf("compacted update does not validate: %v", err)
+		}
+		if len(compacted) > len(merged) {
+			t.Fatalf("compacted %d bytes, merged %d", len(compacted), len(merged))
+		}
+		if !slices.Equal(normalizeRanges(ci.Structs), normalizeRanges(mi.Structs)) || !slices.Equal(normalizeDeletes(ci.Deletes), normalizeDeletes(mi.Deletes)) {
+			t.Fatalf("compacted ranges or deletes differ from the merge's")
 		}
 	})
 }

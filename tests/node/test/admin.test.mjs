@@ -12,6 +12,7 @@ import { TestServer, startServer, withServer, caddyOnly } from '../lib/server.js
 import {
   Y, connectClient, connectClients, destroyAll, freshRoom, sleep, waitFor, waitConverged, docDiff, stable
 } from '../lib/clients.js'
+import * as prng from 'lib0/prng'
 import { openRaw } from '../lib/raw.js'
 import { roomFile, readWireFile, docFromWireFile } from '../lib/wirefile.js'
 import { scrapeMetrics } from '../lib/load.js'
@@ -251,6 +252,70 @@ describe('admin API /wiredb/rooms', { skip: SKIP }, () => {
       await waitConverged([a, b, c])
       assert.equal(docDiff(a.doc, c.doc, ROOTS), null)
       assert.ok(c.text().toString().includes('LATE '), c.text().toString())
+    } finally {
+      await destroyAll(clients)
+    }
+  }))
+
+  // Compaction joins items and drops deleted content, and Yjs must place every item as it
+  // did before. Offline editing makes the hard cases: clients typing at the same position
+  // at once (items with the same origin, ordered by YATA), typing runs that compaction
+  // joins, deletes across other clients' text, and edits after each compaction.
+  test('offline edits, reconnects and compactions: late joiners and the file hold the clients\' document', { timeout: 60000 }, run(async (t, srv) => {
+    const room = freshRoom('gcx')
+    const file = roomFile(srv.dataDir, room)
+    const clients = await connectClients(srv.wsBase, room, 3, { namePrefix: 'gcx-' })
+    const gen = prng.create(6)
+    try {
+      for (let round = 0; round < 6; round++) {
+        clients.forEach((c) => c.disconnect())
+        for (const c of clients) {
+          const text = c.text()
+          for (let op = 0; op < 8; op++) {
+            const kind = prng.int32(gen, 0, 9)
+            if (kind <= 4 || text.length < 5) { // type a run, one character per update
+              let at = prng.int32(gen, 0, text.length)
+              for (const ch of prng.word(gen, 1, 8) + (kind === 0 ? '😀' : '')) { text.insert(at, ch); at += ch.length }
+            } else if (kind <= 6) {
+              const at = prng.int32(gen, 0, text.length - 2)
+              text.delete(at, prng.int32(gen, 1, Math.min(6, text.length - at)))
+            } else if (kind === 7) {
+              text.format(prng.int32(gen, 0, text.length - 2), 2, { bold: prng.bool(gen) || null })
+            } else {
+              c.map().set('k' + prng.int32(gen, 0, 2), prng.word(gen, 1, 5))
+              const arr = c.array()
+              if (arr.length > 2 && prng.bool(gen)) arr.delete(prng.int32(gen, 0, arr.length - 1), 1)
+              else arr.insert(prng.int32(gen, 0, arr.length), [prng.int32(gen, 0, 99), prng.word(gen, 1, 3)])
+            }
+          }
+        }
+        clients.forEach((c) => c.connect())
+        await waitConverged(clients, { timeout: 15000 })
+        // Online: x types at p, y types right after it, x types between the two. x's two
+        // items then chain by clock and origin but not by right origin: joining them
+        // would let YATA order x's second item and y's by client ID.
+        for (const [x, y] of [[0, 1], [1, 2], [2, 0]]) {
+          const p = prng.int32(gen, 0, clients[x].text().length)
+          clients[x].text().insert(p, 'x')
+          await waitConverged(clients, { timeout: 15000 })
+          clients[y].text().insert(p + 1, 'Y')
+          await waitConverged(clients, { timeout: 15000 })
+          clients[x].text().insert(p + 1, 'z')
+          await waitConverged(clients, { timeout: 15000 })
+          assert.equal(clients[x].text().toString().slice(p, p + 3), 'xzY')
+        }
+        const r = await api(srv, `/${room}/compact`, { method: 'POST' })
+        assert.equal(r.status, 200, `POST compact: ${r.status} ${r.text}`)
+        assert.equal(docDiff(clients[0].doc, docFromWireFile(file), ROOTS), null, `round ${round}: the compacted file holds the clients' document`)
+        const late = await connectClient(srv.wsBase, room, { name: `gcx-late${round}` })
+        try {
+          await waitConverged([clients[0], late], { timeout: 15000 })
+          assert.equal(docDiff(clients[0].doc, late.doc, ROOTS), null, `round ${round}: a late joiner`)
+        } finally {
+          await late.destroy()
+        }
+      }
+      t.diagnostic(`text after 6 rounds: ${clients[0].text().length} characters; file ${readWireFile(file).size} bytes`)
     } finally {
       await destroyAll(clients)
     }
