@@ -103,6 +103,7 @@ type merger struct {
 	deleteAt    int  // the first delete range that may hold the struct written next
 	open        openItem
 	openContent []byte // the open item's content so far: string bytes or encoded values
+	scratch     []byte
 }
 
 // openItem is an item CompactUpdates has written the header of, whose content is kept
@@ -285,10 +286,18 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 	var cur pendingStruct
 	have := false
 	sec := mergeSection{start: -1}
+	var flushOne func(w *pendingStruct) error
 	flush := func() error {
 		if !have || cur.length == 0 {
 			return nil
 		}
+		if m.dropDeleted && splittable[cur.s.kind()] {
+			return m.forEachDeletePiece(updates[cur.s.src], cur, flushOne)
+		}
+		return flushOne(&cur)
+	}
+	flushOne = func(w *pendingStruct) error {
+		cur := *w
 		src := updates[cur.s.src]
 		ref := byte(0)
 		joinable := false
@@ -508,7 +517,7 @@ func (m *merger) appendOpenContent(src []byte, w *pendingStruct) error {
 		if err != nil {
 			return err
 		}
-		m.openContent = appendUTF16Suffix(m.openContent, str, w.offset)
+		m.openContent = appendUTF16Range(m.openContent, str, w.offset, w.length)
 		return nil
 	}
 	if _, err := r.readVarUint("content count"); err != nil {
@@ -517,9 +526,95 @@ func (m *merger) appendOpenContent(src []byte, w *pendingStruct) error {
 	if err := m.skipValues(o.ref, w.offset); err != nil {
 		return err
 	}
+	from := r.pos
+	if err := m.skipValues(o.ref, w.length); err != nil {
+		return err
+	}
 	o.count += w.length
-	m.openContent = append(m.openContent, r.buf[r.pos:]...)
+	m.openContent = append(m.openContent, r.buf[from:r.pos]...)
 	return nil
+}
+
+// splittable is the content that a delete can cover in part: CompactUpdates splits such
+// an item where its deleted parts begin and end, as Yjs splits a deleted range out of an
+// item, and drops the content of the deleted parts.
+var splittable = [refSkip + 1]bool{refJSON: true, refString: true, refAny: true}
+
+// forEachDeletePiece calls fn for each part of item w that is wholly deleted or wholly
+// not: w itself when the delete set covers all or none of it, else w's clocks cut at the
+// delete set's bounds. Each part after the first is the item from an offset, which gets
+// the clock before it as its origin, as the right part of a Yjs split does.
+func (m *merger) forEachDeletePiece(src []byte, w pendingStruct, fn func(*pendingStruct) error) error {
+	client, from, to := w.s.client, w.clock(), w.end()
+	ds := m.deletes
+	i := m.deleteAt
+	for i < len(ds) && (ds[i].Client > client || ds[i].Client == client && ds[i].Clock+ds[i].Len <= from) {
+		i++
+	}
+	m.deleteAt = i
+	if i == len(ds) || ds[i].Client != client || ds[i].Clock >= to || ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len {
+		return fn(&w) // nothing of it deleted, or all of it
+	}
+	// Cut at the bounds of deleted parts whose content pays for the item headers that
+	// cutting adds (an origin and a right origin each, up to 30 bytes); a smaller
+	// deleted part stays in the content around it.
+	pieceStart := from
+	for pos := from; pos < to; {
+		if i == len(ds) || ds[i].Client != client || ds[i].Clock >= to {
+			break
+		}
+		delFrom, delTo := max(pos, ds[i].Clock), min(to, ds[i].Clock+ds[i].Len)
+		i++
+		if size, err := m.contentBytes(src, &w.s, delFrom-w.s.clock, delTo-w.s.clock); err != nil {
+			return err
+		} else if size < minDroppedPart {
+			pos = delTo
+			continue
+		}
+		for _, cut := range [][2]uint64{{pieceStart, delFrom}, {delFrom, delTo}} {
+			if cut[1] > cut[0] {
+				piece := pendingStruct{s: w.s, offset: cut[0] - w.s.clock, length: cut[1] - cut[0]}
+				if err := fn(&piece); err != nil {
+					return err
+				}
+			}
+		}
+		pieceStart, pos = delTo, delTo
+	}
+	if pieceStart < to {
+		piece := pendingStruct{s: w.s, offset: pieceStart - w.s.clock, length: to - pieceStart}
+		return fn(&piece)
+	}
+	return nil
+}
+
+// minDroppedPart is the smallest deleted part of an item (in bytes of content) that
+// CompactUpdates cuts out of it.
+const minDroppedPart = 32
+
+// contentBytes returns how many bytes the content of item s takes from clock offset from
+// to clock offset to: UTF-8 bytes of text, encoded bytes of values.
+func (m *merger) contentBytes(src []byte, s *mergeStruct, from, to uint64) (int, error) {
+	r := &m.p
+	r.anyReader = anyReader{reader: reader{buf: src[s.content:s.end]}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	ref := s.kind()
+	if ref == refString {
+		str, err := r.readVarBytes("string content")
+		if err != nil {
+			return 0, err
+		}
+		m.scratch = appendUTF16Range(m.scratch[:0], str, from, to-from)
+		return len(m.scratch), nil
+	}
+	if _, err := r.readVarUint("content count"); err != nil {
+		return 0, err
+	}
+	if err := m.skipValues(ref, from); err != nil {
+		return 0, err
+	}
+	start := r.pos
+	err := m.skipValues(ref, to-from)
+	return r.pos - start, err
 }
 
 // closeOpen writes the open item's content, if an item is open.
@@ -587,6 +682,41 @@ func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64)
 		return append(dst, content[r.pos:]...), nil
 	}
 	return dst, errAt(ErrMalformed, 0, "content ref %d cannot be split", ref)
+}
+
+// appendUTF16Range appends the UTF-16 code units offset to offset+length of s, with
+// U+FFFD for a surrogate pair cut at either end, as Yjs's split and lib0's TextEncoder
+// leave it.
+func appendUTF16Range(dst, s []byte, offset, length uint64) []byte {
+	i := 0
+	for offset > 0 && i < len(s) {
+		r, size := utf8.DecodeRune(s[i:])
+		i += size
+		if r >= 0x10000 {
+			if offset == 1 { // the low half starts the range
+				dst = append(dst, "\uFFFD"...)
+				length--
+				offset = 0
+				break
+			}
+			offset--
+		}
+		offset--
+	}
+	start := i
+	for length > 0 && i < len(s) {
+		r, size := utf8.DecodeRune(s[i:])
+		if r >= 0x10000 {
+			if length == 1 { // the high half ends the range
+				dst = append(dst, s[start:i]...)
+				return append(dst, "\uFFFD"...)
+			}
+			length--
+		}
+		length--
+		i += size
+	}
+	return append(dst, s[start:i]...)
 }
 
 // appendUTF16Suffix appends s without its first offset UTF-16 code units. Cutting a

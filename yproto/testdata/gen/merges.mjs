@@ -212,6 +212,27 @@ for (const [idA, idB] of [[300, 200], [200, 300]]) {
   addCase('gc_and_items', [full, Y.encodeStateAsUpdate(other)], 'GC structs from two peers')
 }
 
+// 5b. Items deleted in part: long text and big values, cut where deletes begin and end
+// (inside surrogate pairs too), from the same and from another client.
+{
+  const a = newDoc(601)
+  const recA = recorder(a)
+  const long = 'abcdefghij'.repeat(20) + '😀' + 'klmnopqrst'.repeat(20) // one item of 402 units
+  a.getText('text').insert(0, long)
+  a.getArray('arr').insert(0, ['x'.repeat(300), 1, 'y'.repeat(300), 2, { big: 'z'.repeat(200) }])
+  const b = newDoc(602)
+  Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+  const recB = recorder(b)
+  b.getText('text').delete(50, 100) // inside the item
+  b.getText('text').delete(150, 51) // ends inside the surrogate pair (200..201)
+  b.getText('text').delete(380, 3) // a small part
+  b.getArray('arr').delete(0, 1)
+  b.getArray('arr').delete(1, 1) // the 'y's (now at index 1)
+  addCase('partial_deletes', [...recA, ...recB], 'items deleted in part, big and small parts')
+  a.getText('text').delete(0, 40)
+  addCase('partial_deletes_both', [...recA, ...recB], 'and the item\'s start deleted by its own client')
+}
+
 // 6. Skip structs: merges of one client's updates with gaps, then the missing ones.
 {
   const doc = newDoc(99)
