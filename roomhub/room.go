@@ -348,7 +348,7 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 		}
 		r.mu.Unlock()
 	} else {
-		diff, err := ysafe.Diff(state, clientSV)
+		diff, err := yproto.DiffUpdate(state, clientSV)
 		if err != nil {
 			return err
 		}

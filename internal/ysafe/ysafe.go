@@ -10,13 +10,13 @@
 //   - is only ever given bytes that yproto has validated, because the fatal
 //     out-of-memory and endless-loop failures of y-crdt cannot be recovered.
 //
-// The server merges updates with yproto.CompactUpdates, not with y-crdt
-// (it is several times faster, allocates twice per merge instead of per
-// struct, and drops deleted content); from y-crdt it uses only the pure
-// byte-level DiffUpdate and
-// EncodeStateVectorFromUpdate, which share no state and are safe for
-// concurrent use. Merge stays, as the independent reference that
-// yproto's tests compare MergeUpdates with. No live y-crdt Doc is ever kept:
+// The server merges and diffs updates with yproto (CompactUpdates,
+// DiffUpdate), not with y-crdt: several times faster, a few allocations
+// per call instead of several per struct, and deleted content dropped.
+// From y-crdt it uses only the pure byte-level EncodeStateVectorFromUpdate,
+// for an update with Skip structs, which shares no state and is safe for
+// concurrent use. Merge and Diff stay, as the independent references that
+// yproto's tests compare its merge and diff with. No live y-crdt Doc is ever kept:
 // doc.go builds a fresh Doc per call, under a package mutex, only to render
 // a document as JSON (admin API, `caddy wiredb export`) or build one from
 // JSON (`caddy wiredb import`).

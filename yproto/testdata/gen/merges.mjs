@@ -1,5 +1,6 @@
-// Generates the merge vectors for yproto.MergeUpdates: sets of updates and what Yjs 13.6's
-// Y.mergeUpdates makes of them.
+// Generates the merge vectors for yproto.MergeUpdates and DiffUpdate: sets of updates and
+// what Yjs 13.6's Y.mergeUpdates makes of them, and updates, state vectors and what
+// Y.diffUpdate makes of them.
 //
 //   cd yproto/testdata/gen && npm ci && node merges.mjs
 //
@@ -275,5 +276,53 @@ function encodeSV (sv) {
   return Y.encodeStateVector(sv)
 }
 
-writeFileSync(new URL('../vectors/yjs_merges.json', import.meta.url), JSON.stringify({ yjs: '13.6.33', cases }, null, 1) + '\n')
-console.log('yjs_merges.json:', cases.length, 'cases')
+// Diffs: what Y.diffUpdate makes of a merged update for a state vector: empty, a peer's
+// earlier state, clocks inside items and inside a surrogate pair, clients the update lacks,
+// everything, and an update with Skips.
+const diffs = []
+const addDiff = (name, update, sv, note = '') => {
+  const diff = Y.diffUpdate(update, sv)
+  // Yjs must read the diff on top of the state the state vector stands for: checked
+  // where that state is known (addDiffFrom).
+  diffs.push({ name, note, update: hex(update), sv: hex(sv), diff: hex(diff) })
+}
+const addDiffFrom = (name, updates, k, note = '') => {
+  const whole = Y.mergeUpdates(updates)
+  const before = Y.mergeUpdates(updates.slice(0, k))
+  const sv = Y.encodeStateVectorFromUpdate(before)
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, before)
+  Y.applyUpdate(doc, Y.diffUpdate(whole, sv))
+  if (canonical(docJSON([Y.encodeStateAsUpdate(doc)])) !== canonical(docJSON([whole]))) throw new Error(`${name}: the diff does not complete the document`)
+  addDiff(name, whole, sv, note)
+}
+{
+  const { all } = session(7, 200, 3)
+  const whole = Y.mergeUpdates(all)
+  addDiff('diff_empty_sv', whole, Y.encodeStateVector(new Y.Doc()), 'an empty state vector: everything')
+  addDiff('diff_complete_sv', whole, Y.encodeStateVectorFromUpdate(whole), 'the whole state: only the delete set')
+  for (const k of [1, 50, 120, 199]) addDiffFrom(`diff_after_${k}`, all, k, `a peer that has the first ${k} updates`)
+  const meta = Y.parseUpdateMeta(whole)
+  const inside = new Map()
+  for (const [client, to] of meta.to) inside.set(client, Math.max(1, to - 3))
+  inside.set(987654321, 5) // a client the update does not have
+  addDiff('diff_clocks_inside', whole, Y.encodeStateVector(inside), 'clocks near each client\'s end, and an unknown client')
+}
+{
+  const a = newDoc(701)
+  a.getText('text').insert(0, 'ab😀cd𝄞ef')
+  a.getArray('arr').insert(0, [1, 'two', { three: 3 }])
+  a.getText('text').delete(1, 2)
+  const full = Y.encodeStateAsUpdate(a)
+  for (const cut of [0, 1, 3, 7, 9, 10, 11, 12]) addDiff(`diff_cut_${cut}`, full, Y.encodeStateVector(new Map([[701, cut]])), `clock ${cut} of one client`)
+}
+{
+  const doc = newDoc(702)
+  const rec = recorder(doc)
+  for (let i = 0; i < 12; i++) doc.getText('text').insert(i, String.fromCharCode(97 + i))
+  const gappy = Y.mergeUpdates([rec[0], rec[3], rec[4], rec[9]])
+  for (const cut of [0, 1, 2, 4, 6]) addDiff(`diff_skips_${cut}`, gappy, Y.encodeStateVector(new Map([[702, cut]])), 'an update with Skips')
+}
+
+writeFileSync(new URL('../vectors/yjs_merges.json', import.meta.url), JSON.stringify({ yjs: '13.6.33', cases, diffs }, null, 1) + '\n')
+console.log('yjs_merges.json:', cases.length, 'cases,', diffs.length, 'diffs')
