@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
@@ -96,4 +97,47 @@ func BenchmarkDiffUpdate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzDiffUpdate: for any update and state vector that validate, DiffUpdate succeeds, its
+// result validates, each client's range in it lies within the update's and starts at or
+// after the peer's clock (or where the update's structs start), and the delete set is the
+// update's.
+func FuzzDiffUpdate(f *testing.F) {
+	for _, v := range loadDiffVectors(f) {
+		if len(v.Update) < 4096 {
+			f.Add([]byte(v.Update), []byte(v.SV))
+		}
+	}
+	f.Fuzz(func(t *testing.T, u, sv []byte) {
+		ui, err := ValidateUpdate(u, Limits{})
+		if err != nil {
+			return
+		}
+		clocks, err := ValidateStateVector(sv)
+		if err != nil {
+			return
+		}
+		diff, err := DiffUpdate(u, sv)
+		if err != nil {
+			t.Fatalf("valid update and state vector do not diff: %v", err)
+		}
+		di, err := ValidateUpdate(diff, Limits{})
+		if err != nil {
+			t.Fatalf("diff does not validate: %v", err)
+		}
+		whole := map[uint64]ClientRange{}
+		for _, r := range ui.Structs {
+			whole[r.Client] = r
+		}
+		for _, r := range di.Structs {
+			w, ok := whole[r.Client]
+			if !ok || r.Clock < w.Clock || r.End != w.End || r.Clock < min(clocks[r.Client], w.End) && r.Clock != w.Clock {
+				t.Fatalf("diff range %+v, update's %+v, peer's clock %d", r, w, clocks[r.Client])
+			}
+		}
+		if !slices.Equal(normalizeDeletes(di.Deletes), normalizeDeletes(ui.Deletes)) {
+			t.Fatal("delete sets differ")
+		}
+	})
 }
