@@ -2,40 +2,11 @@ package yproto
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 )
-
-type diffVector struct {
-	Name   string   `json:"name"`
-	Note   string   `json:"note"`
-	Update hexBytes `json:"update"`
-	SV     hexBytes `json:"sv"`
-	Diff   hexBytes `json:"diff"`
-}
-
-func loadDiffVectors(t testing.TB) []diffVector {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "vectors", "yjs_merges.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Diffs []diffVector `json:"diffs"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Diffs) < 20 {
-		t.Fatalf("%d diff vectors, want the 20 merges.mjs writes", len(f.Diffs))
-	}
-	return f.Diffs
-}
 
 // TestDiffUpdateMatchesYjs: for every vector, DiffUpdate writes the bytes Yjs's
 // diffUpdate wrote, and y-crdt's DiffUpdate (what the server used before) the same

@@ -3,6 +3,7 @@ package yproto
 import (
 	"bytes"
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -137,7 +138,7 @@ func (m *merger) release() {
 	clear(m.groupOf)
 	m.dropDeleted, m.deleteAt = false, 0
 	m.open, m.openContent = openItem{}, m.openContent[:0]
-	m.p = updateParser{}
+	m.p = updateParser{anyReader: anyReader{stack: m.p.stack[:0]}, info: UpdateInfo{Deletes: m.p.info.Deletes[:0]}}
 	mergerPool.Put(m)
 }
 
@@ -178,27 +179,11 @@ func (m *merger) scan(src int, u []byte) error {
 			m.structs = append(m.structs, s)
 		}
 	}
-	numClients, err = p.readCount("delete set client count", minDeleteClientSize)
-	if err != nil {
+	p.info.Deletes = p.info.Deletes[:0]
+	if err := p.readDeleteSet(); err != nil {
 		return err
 	}
-	for range numClients {
-		client, err := p.readSafeUint("delete set client")
-		if err != nil {
-			return err
-		}
-		n, err := p.readCount("delete count", minDeleteSize)
-		if err != nil {
-			return err
-		}
-		for range n {
-			d, err := p.readDelete(client)
-			if err != nil {
-				return err
-			}
-			m.deletes = append(m.deletes, d)
-		}
-	}
+	m.deletes = append(m.deletes, p.info.Deletes...)
 	return p.expectEnd("delete set")
 }
 
@@ -668,7 +653,7 @@ func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64)
 		if err != nil {
 			return dst, err
 		}
-		rest := appendUTF16Suffix(nil, s, offset) // only items written from an offset get here
+		rest := appendUTF16Range(nil, s, offset, math.MaxUint64) // only items written from an offset get here
 		return AppendVarBytes(dst, rest), nil
 	case refJSON, refAny:
 		n, err := r.readVarUint("content count")
@@ -717,25 +702,6 @@ func appendUTF16Range(dst, s []byte, offset, length uint64) []byte {
 		i += size
 	}
 	return append(dst, s[start:i]...)
-}
-
-// appendUTF16Suffix appends s without its first offset UTF-16 code units. Cutting a
-// surrogate pair leaves its low half first, which lib0's TextEncoder writes as U+FFFD, as
-// Yjs does.
-func appendUTF16Suffix(dst, s []byte, offset uint64) []byte {
-	i := 0
-	for offset > 0 && i < len(s) {
-		r, size := utf8.DecodeRune(s[i:])
-		i += size
-		if r >= 0x10000 {
-			if offset == 1 {
-				return append(append(dst, "\uFFFD"...), s[i:]...)
-			}
-			offset--
-		}
-		offset--
-	}
-	return append(dst, s[i:]...)
 }
 
 // joinDeletes sorts the deletes of every input (clients descending, clocks ascending, as

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
@@ -23,22 +25,48 @@ type mergeVector struct {
 	Merged hexBytes   `json:"merged"`
 }
 
+// diffVector is one diff of the same file: an update, a state vector and what Yjs's
+// Y.diffUpdate made of them.
+type diffVector struct {
+	Name   string   `json:"name"`
+	Note   string   `json:"note"`
+	Update hexBytes `json:"update"`
+	SV     hexBytes `json:"sv"`
+	Diff   hexBytes `json:"diff"`
+}
+
+type mergeVectorFile struct {
+	Cases []mergeVector `json:"cases"`
+	Diffs []diffVector  `json:"diffs"`
+}
+
+var mergeVectors = sync.OnceValues(func() (f mergeVectorFile, err error) {
+	b, err := os.ReadFile(filepath.Join("testdata", "vectors", "yjs_merges.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	if err == nil && (len(f.Cases) < 43 || len(f.Diffs) < 20) {
+		err = fmt.Errorf("%d merge and %d diff vectors, want the 43 and 20 merges.mjs writes", len(f.Cases), len(f.Diffs))
+	}
+	return f, err
+})
+
 func loadMergeVectors(t testing.TB) []mergeVector {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "vectors", "yjs_merges.json"))
+	f, err := mergeVectors()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		Cases []mergeVector `json:"cases"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
+	return f.Cases
+}
+
+func loadDiffVectors(t testing.TB) []diffVector {
+	t.Helper()
+	f, err := mergeVectors()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Cases) < 43 {
-		t.Fatalf("%d merge vectors, want the 43 merges.mjs writes", len(f.Cases))
-	}
-	return f.Cases
+	return f.Diffs
 }
 
 func toUpdates(hs []hexBytes) [][]byte {
@@ -53,9 +81,21 @@ func toUpdates(hs []hexBytes) [][]byte {
 // clock ranges, the same delete set and the same document (as y-crdt reads it).
 func assertSameDocument(t *testing.T, got, want []byte) {
 	t.Helper()
+	assertDocuments(t, got, want, false)
+}
+
+// assertSameVisibleDocument is assertSameDocument without the kinds of deleted content a
+// document holds (ysafe reports those, with gc off, where content was kept).
+func assertSameVisibleDocument(t *testing.T, got, want []byte) {
+	t.Helper()
+	assertDocuments(t, got, want, true)
+}
+
+func assertDocuments(t *testing.T, got, want []byte, visibleOnly bool) {
+	t.Helper()
 	gi, err := ValidateUpdate(got, Limits{})
 	if err != nil {
-		t.Fatalf("merged update does not validate: %v", err)
+		t.Fatalf("update does not validate: %v", err)
 	}
 	wi, err := ValidateUpdate(want, Limits{})
 	if err != nil {
@@ -69,11 +109,18 @@ func assertSameDocument(t *testing.T, got, want []byte) {
 	}
 	gs, err := ysafe.Load(got)
 	if err != nil {
-		t.Fatalf("y-crdt cannot read the merged update: %v", err)
+		t.Fatalf("y-crdt cannot read the update: %v", err)
 	}
 	ws, err := ysafe.Load(want)
 	if err != nil {
 		t.Fatalf("y-crdt cannot read the expected update: %v", err)
+	}
+	if visibleOnly {
+		for _, s := range []*ysafe.Snapshot{gs, ws} {
+			for _, root := range s.Roots {
+				clearContentKinds(root)
+			}
+		}
 	}
 	if !reflect.DeepEqual(gs, ws) {
 		t.Fatalf("documents differ:\n got %s\nwant %s", snapshotJSON(t, gs), snapshotJSON(t, ws))
@@ -401,39 +448,6 @@ func TestCompactUpdates(t *testing.T) {
 	t.Logf("%d vectors had deleted content dropped", shrunk)
 	if shrunk < 10 {
 		t.Fatalf("only %d vectors had deleted content dropped", shrunk)
-	}
-}
-
-// assertSameVisibleDocument is assertSameDocument without the kinds of deleted content a
-// document holds (ysafe reports those, with gc off, where content was kept).
-func assertSameVisibleDocument(t *testing.T, got, want []byte) {
-	t.Helper()
-	gi, err := ValidateUpdate(got, Limits{})
-	if err != nil {
-		t.Fatalf("update does not validate: %v", err)
-	}
-	wi, _ := ValidateUpdate(want, Limits{})
-	if g, w := normalizeRanges(gi.Structs), normalizeRanges(wi.Structs); !slices.Equal(g, w) {
-		t.Fatalf("clock ranges differ:\n got %v\nwant %v", g, w)
-	}
-	if g, w := normalizeDeletes(gi.Deletes), normalizeDeletes(wi.Deletes); !slices.Equal(g, w) {
-		t.Fatalf("delete sets differ:\n got %v\nwant %v", g, w)
-	}
-	gs, err := ysafe.Load(got)
-	if err != nil {
-		t.Fatalf("y-crdt cannot read the update: %v", err)
-	}
-	ws, err := ysafe.Load(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*ysafe.Snapshot{gs, ws} {
-		for _, root := range s.Roots {
-			clearContentKinds(root)
-		}
-	}
-	if !reflect.DeepEqual(gs, ws) {
-		t.Fatalf("documents differ:\n got %s\nwant %s", snapshotJSON(t, gs), snapshotJSON(t, ws))
 	}
 }
 
