@@ -166,6 +166,7 @@ func (m *merger) scan(src int, u []byte) error {
 		if err != nil {
 			return err
 		}
+		first := len(m.structs)
 		for range numStructs {
 			s := mergeStruct{client: client, clock: clock, src: int32(src), start: int32(p.pos)}
 			if err := m.scanStruct(&s); err != nil {
@@ -176,6 +177,14 @@ func (m *merger) scan(src int, u []byte) error {
 				return errAt(ErrMalformed, int(s.start), "struct of client %d at clock %d has length %d", client, clock, s.length)
 			}
 			clock += s.length
+			// A run of GC or Skip structs is one struct to the merge: written joined
+			// anyway, and an update of two-byte GC structs would otherwise cost 64
+			// bytes of scratch space per input byte.
+			if n := len(m.structs); n > first && (s.kind() == refGC || s.kind() == refSkip) && m.structs[n-1].info == s.info {
+				m.structs[n-1].length += s.length
+				m.structs[n-1].end = s.end
+				continue
+			}
 			m.structs = append(m.structs, s)
 		}
 	}

@@ -284,6 +284,28 @@ func TestMergeUpdatesEdgeCases(t *testing.T) {
 	if _, err := MergeUpdates([][]byte{one, {1, 2}}); err == nil {
 		t.Fatal("a truncated input merged without an error")
 	}
+
+	// 100,000 GC structs of one clock each: one struct to the merge, and one written.
+	gcs := AppendVarUint(nil, 1)
+	gcs = AppendVarUint(gcs, 100_000)
+	gcs = append(gcs, 7, 0) // client 7, clock 0
+	for range 100_000 {
+		gcs = append(gcs, refGC, 1)
+	}
+	gcs = append(gcs, 0)
+	if _, err := ValidateUpdate(gcs, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MergeUpdates([][]byte{gcs, one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{2, 1, 7, 0, refGC}
+	want = AppendVarUint(want, 100_000)
+	want = append(want, one[1:len(one)-1]...) // the other client's section
+	if want = append(want, 0); !bytes.Equal(got, want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
 }
 
 // BenchmarkMergeUpdates merges what a room's compaction merges: a snapshot and the 500
