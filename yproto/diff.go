@@ -18,48 +18,30 @@ func DiffUpdate(update, sv []byte) ([]byte, error) {
 	if err := m.scan(0, update); err != nil {
 		return nil, err
 	}
-	sec := mergeSection{start: -1}
-	endSection := func() {
-		if sec.start >= 0 {
-			sec.end = len(m.body)
-			m.section = append(m.section, sec)
-		}
-		sec = mergeSection{start: -1}
-	}
 	// scan keeps the update's order: one run of structs per client section.
 	for i, s := range m.structs {
 		if i > 0 && s.client != m.structs[i-1].client {
-			endSection()
+			m.endSection()
 		}
 		known := clocks[s.client]
 		if s.clock+s.length <= known {
 			continue
 		}
-		if sec.start < 0 && s.kind() == refSkip {
+		first := m.sec.start < 0
+		if first && s.kind() == refSkip {
 			continue // the first struct written for a client is not a Skip
 		}
 		w := pendingStruct{s: s, length: s.length}
-		if sec.start < 0 && s.clock < known {
+		if first && s.clock < known {
 			w.offset = known - s.clock
 			w.length -= w.offset
 		}
-		if sec.start < 0 {
-			sec.start = len(m.body)
-			m.body = AppendVarUint(m.body, s.client)
-			m.body = AppendVarUint(m.body, w.clock())
-		}
+		m.beginStruct(&w)
 		if m.body, err = m.appendStruct(m.body, update, &w); err != nil {
 			return nil, err
 		}
-		sec.structs++
 	}
-	endSection()
+	m.endSection()
 	m.joinDeletes()
-	out := make([]byte, 0, len(m.body)+2+10*len(m.section)+24*len(m.deletes))
-	out = AppendVarUint(out, uint64(len(m.section)))
-	for _, sec := range m.section {
-		out = AppendVarUint(out, sec.structs)
-		out = append(out, m.body[sec.start:sec.end]...)
-	}
-	return m.appendDeleteSet(out), nil
+	return m.assemble(), nil
 }

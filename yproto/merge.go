@@ -86,14 +86,15 @@ type mergeStruct struct {
 func (s *mergeStruct) kind() byte    { return s.info & infoRefMask }
 func (s *mergeStruct) end64() uint64 { return s.clock + s.length }
 
-// merger holds the scratch space of one MergeUpdates call; pooled, because a room's
-// compactions and folds merge again and again.
+// merger holds the scratch space of one merge or diff; pooled, because a room's
+// compactions, folds and step 1 answers merge and diff again and again.
 type merger struct {
 	p       updateParser
 	structs []mergeStruct
 	deletes []DeleteRange
 	body    []byte // client sections, without their struct counts
 	section []mergeSection
+	sec     mergeSection // the section being written; start < 0 before its first struct
 
 	spare        []mergeStruct // sortStructs's other buffer
 	spareDeletes []DeleteRange // sortMostlySorted's, for the deletes
@@ -111,9 +112,9 @@ type merger struct {
 // open for the items that continue it.
 type openItem struct {
 	active bool
-	ref    byte   // refString, refAny, refJSON or refDeleted
-	client uint64 // the next clock after it
-	end    uint64
+	ref    byte // refString, refAny, refJSON or refDeleted
+	client uint64
+	end    uint64 // the next clock after it
 	right  []byte // its right origin as encoded, or nil
 	count  uint64 // values (Any, JSON) or clocks (deleted) so far
 }
@@ -123,7 +124,7 @@ type mergeSection struct {
 	start, end int
 }
 
-var mergerPool = sync.Pool{New: func() any { return new(merger) }}
+var mergerPool = sync.Pool{New: func() any { return &merger{sec: mergeSection{start: -1}} }}
 
 // maxPooledStructs keeps a big merge (64k structs take 4 MiB, twice) from pinning its
 // scratch space for good: a room of 256k keystrokes compacts every few seconds under load.
@@ -134,6 +135,7 @@ func (m *merger) release() {
 		*m = merger{}
 	}
 	m.structs, m.deletes, m.body, m.section = m.structs[:0], m.deletes[:0], m.body[:0], m.section[:0]
+	m.sec = mergeSection{start: -1}
 	m.spare, m.spareDeletes, m.groups = m.spare[:0], m.spareDeletes[:0], m.groups[:0]
 	clear(m.groupOf)
 	m.dropDeleted, m.deleteAt = false, 0
@@ -279,7 +281,6 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 	m.joinDeletes()
 	var cur pendingStruct
 	have := false
-	sec := mergeSection{start: -1}
 	var flushOne func(w *pendingStruct) error
 	flush := func() error {
 		if !have || cur.length == 0 {
@@ -291,39 +292,29 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 		return flushOne(&cur)
 	}
 	flushOne = func(w *pendingStruct) error {
-		cur := *w
-		src := updates[cur.s.src]
+		src := updates[w.s.src]
 		ref := byte(0)
 		joinable := false
 		if m.dropDeleted {
-			ref, joinable = m.compactRef(&cur)
-			if joinable && m.continuesOpen(src, &cur, ref) {
-				return m.appendOpenContent(src, &cur)
+			ref, joinable = m.compactRef(w)
+			if joinable && m.continuesOpen(src, w, ref) {
+				return m.appendOpenContent(src, w)
 			}
 			m.closeOpen()
 		}
-		if sec.start < 0 {
-			sec.start = len(m.body)
-			m.body = AppendVarUint(m.body, cur.s.client)
-			m.body = AppendVarUint(m.body, cur.clock())
-		}
-		sec.structs++
+		m.beginStruct(w)
 		if joinable {
-			m.body = m.appendItemHeader(m.body, src, &cur, ref)
-			m.open = openItem{active: true, ref: ref, client: cur.s.client, end: cur.clock(), right: src[cur.s.right:cur.s.rightEnd]}
-			return m.appendOpenContent(src, &cur)
+			m.body = m.appendItemHeader(m.body, src, w, ref)
+			m.open = openItem{active: true, ref: ref, client: w.s.client, end: w.clock(), right: src[w.s.right:w.s.rightEnd]}
+			return m.appendOpenContent(src, w)
 		}
 		var err error
-		m.body, err = m.appendStruct(m.body, src, &cur)
+		m.body, err = m.appendStruct(m.body, src, w)
 		return err
 	}
 	endSection := func() {
 		m.closeOpen()
-		if sec.start >= 0 {
-			sec.end = len(m.body)
-			m.section = append(m.section, sec)
-		}
-		sec = mergeSection{start: -1}
+		m.endSection()
 	}
 	for _, s := range m.structs {
 		if have && s.client != cur.s.client {
@@ -377,15 +368,39 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	endSection()
+	return m.assemble(), nil
+}
 
-	size := len(m.body) + 2 + 10*len(m.section) + 24*len(m.deletes)
-	out := make([]byte, 0, size)
+// beginStruct counts w as a struct of the section being written, and starts the
+// section, with w's client and first clock, if w is its first struct.
+func (m *merger) beginStruct(w *pendingStruct) {
+	if m.sec.start < 0 {
+		m.sec.start = len(m.body)
+		m.body = AppendVarUint(m.body, w.s.client)
+		m.body = AppendVarUint(m.body, w.clock())
+	}
+	m.sec.structs++
+}
+
+// endSection ends the section being written, if it has a struct.
+func (m *merger) endSection() {
+	if m.sec.start >= 0 {
+		m.sec.end = len(m.body)
+		m.section = append(m.section, m.sec)
+	}
+	m.sec = mergeSection{start: -1}
+}
+
+// assemble writes the update: the sections, each after its struct count, and the
+// joined deletes.
+func (m *merger) assemble() []byte {
+	out := make([]byte, 0, len(m.body)+2+10*len(m.section)+24*len(m.deletes))
 	out = AppendVarUint(out, uint64(len(m.section)))
 	for _, sec := range m.section {
 		out = AppendVarUint(out, sec.structs)
 		out = append(out, m.body[sec.start:sec.end]...)
 	}
-	return m.appendDeleteSet(out), nil
+	return m.appendDeleteSet(out)
 }
 
 // appendStruct writes w as Yjs's struct.write(encoder, offset) does: unchanged bytes are
@@ -393,46 +408,38 @@ func (m *merger) write(updates [][]byte) ([]byte, error) {
 // before it as its origin and loses what comes before the offset of its content.
 func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error) {
 	s := &w.s
-	switch k := s.kind(); {
-	case k == refGC || k == refSkip:
+	k := s.kind()
+	if k == refGC || k == refSkip {
 		return AppendVarUint(append(dst, k), w.length), nil
-	case w.offset == 0:
-		info := s.info
-		if info&(infoHasOrigin|infoHasRight) != 0 {
-			// A parentSub is only written without origins, and Yjs drops the flag
-			// when it rewrites such an item.
-			info &^= infoHasParentSub
-		}
-		dst = append(dst, info)
-		return append(dst, src[s.start+1:s.end]...), nil
 	}
-	info := s.info&(infoRefMask|infoHasRight) | infoHasOrigin
-	if s.info&(infoHasOrigin|infoHasRight) == 0 {
-		info |= s.info & infoHasParentSub // Yjs keeps the flag of a map item's key
+	dst = m.appendItemHeader(dst, src, w, k)
+	if w.offset == 0 {
+		return append(dst, src[s.content:s.end]...), nil
 	}
-	dst = append(dst, info)
-	dst = AppendVarUint(dst, s.client)
-	dst = AppendVarUint(dst, s.clock+w.offset-1)
-	dst = append(dst, src[s.right:s.rightEnd]...)
-	return m.appendContentFrom(dst, src[s.content:s.end], s.kind(), w.offset)
+	return m.appendContentFrom(dst, src[s.content:s.end], k, w.offset)
 }
 
-// droppable is the content whose deleted items MergeUpdatesDroppingDeleted writes as
+// droppable is the content whose deleted items CompactUpdates writes as
 // ContentDeleted: everything but shared types and subdocuments, which other items may name
 // as their parent, and deleted content, which is dropped already.
 var droppable = [refSkip + 1]bool{refJSON: true, refBinary: true, refString: true, refEmbed: true, refFormat: true, refAny: true}
 
-// deletedWhole reports whether the clocks from..to of client are all deleted. Structs are
-// written in the deletes' order (clients descending, clocks ascending), so the search goes
-// on from where the last one ended.
+// deletedWhole reports whether the clocks from..to of client are all deleted.
 func (m *merger) deletedWhole(client, from, to uint64) bool {
-	ds := m.deletes
-	i := m.deleteAt
+	ds, i := m.deletes, m.deletesFrom(client, from)
+	return i < len(ds) && ds[i].Client == client && ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len
+}
+
+// deletesFrom returns the index of the first delete range that ends after clock from of
+// client, or of a lower client. The structs are written in the deletes' order, so the
+// search goes on from where the last one ended.
+func (m *merger) deletesFrom(client, from uint64) int {
+	ds, i := m.deletes, m.deleteAt
 	for i < len(ds) && (ds[i].Client > client || ds[i].Client == client && ds[i].Clock+ds[i].Len <= from) {
 		i++
 	}
 	m.deleteAt = i
-	return i < len(ds) && ds[i].Client == client && ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len
+	return i
 }
 
 // joinable is the content that CompactUpdates joins across items, as Yjs's content
@@ -474,13 +481,16 @@ func (m *merger) continuesOpen(src []byte, w *pendingStruct, ref byte) bool {
 	return err == nil && clock == o.end-1
 }
 
-// appendItemHeader writes item w's info byte (with content ref ref), origins, and where it
-// has no origins its parent and key, as appendStruct would.
+// appendItemHeader writes item w's info byte (with content ref ref), its origins, and
+// where it has no origins its parent and key, as Yjs's item.write(encoder, offset) does:
+// written from an offset, an item's origin is the clock before it.
 func (m *merger) appendItemHeader(dst, src []byte, w *pendingStruct, ref byte) []byte {
 	s := &w.s
 	if w.offset == 0 {
 		info := s.info&^infoRefMask | ref
 		if info&(infoHasOrigin|infoHasRight) != 0 {
+			// A parentSub is only written without origins, and Yjs drops the flag
+			// when it rewrites such an item.
 			info &^= infoHasParentSub
 		}
 		dst = append(dst, info)
@@ -488,7 +498,7 @@ func (m *merger) appendItemHeader(dst, src []byte, w *pendingStruct, ref byte) [
 	}
 	info := s.info&infoHasRight | infoHasOrigin | ref
 	if s.info&(infoHasOrigin|infoHasRight) == 0 {
-		info |= s.info & infoHasParentSub
+		info |= s.info & infoHasParentSub // Yjs keeps the flag of a map item's key
 	}
 	dst = append(dst, info)
 	dst = AppendVarUint(dst, s.client)
@@ -540,12 +550,7 @@ var splittable = [refSkip + 1]bool{refJSON: true, refString: true, refAny: true}
 // the clock before it as its origin, as the right part of a Yjs split does.
 func (m *merger) forEachDeletePiece(src []byte, w pendingStruct, fn func(*pendingStruct) error) error {
 	client, from, to := w.s.client, w.clock(), w.end()
-	ds := m.deletes
-	i := m.deleteAt
-	for i < len(ds) && (ds[i].Client > client || ds[i].Client == client && ds[i].Clock+ds[i].Len <= from) {
-		i++
-	}
-	m.deleteAt = i
+	ds, i := m.deletes, m.deletesFrom(client, from)
 	if i == len(ds) || ds[i].Client != client || ds[i].Clock >= to || ds[i].Clock <= from && to <= ds[i].Clock+ds[i].Len {
 		return fn(&w) // nothing of it deleted, or all of it
 	}

@@ -253,8 +253,7 @@ func TestMergeUpdatesIsAssociative(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Run("round", func(t *testing.T) {
-			_ = round
+		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			assertSameDocument(t, got, whole)
 		})
 	}
