@@ -10,4 +10,7 @@ if [ ! -f "$bundle" ] || [ -n "$(find examples/app/src examples/app/package.json
 	npm --prefix examples/app ci --no-audit --no-fund --loglevel=error
 	npm --prefix examples/app run build
 fi
-exec go run ./cmd/caddy run --config examples/Caddyfile
+# Built, then exec'd, rather than `go run`: go run does not pass SIGTERM on, so
+# stopping this script's process would leave Caddy running without a parent.
+go build -o .bin/caddy ./cmd/caddy
+exec .bin/caddy run --config examples/Caddyfile
