@@ -6,8 +6,6 @@ import (
 	"os"
 	"sort"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // ErrRoomNotFound is returned for a room that is neither loaded nor stored.
@@ -150,7 +148,7 @@ func (h *Hub) CloseRoom(key, reason string) (int, error) {
 	defer r.mu.Unlock()
 	n := len(r.conns)
 	for c := range r.conns {
-		c.close(websocket.StatusServiceRestart, reason)
+		c.close(StatusServiceRestart, reason)
 	}
 	return n, nil
 }

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/coder/websocket"
 
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -144,8 +143,8 @@ func BenchmarkLoadRoom(b *testing.B) {
 }
 
 // BenchmarkRelay measures one room relaying keystrokes from one writer to
-// receivers over real WebSocket connections on loopback (the clients run in
-// this process too, so CPU is shared with them). fsync never: the relay
+// receivers over in-memory connections (the clients run in this process
+// too, so CPU is shared with them). fsync never: the relay
 // path alone, plus the append.
 func BenchmarkRelay(b *testing.B) {
 	for _, receivers := range []int{1, 10, 50} {
@@ -154,18 +153,17 @@ func BenchmarkRelay(b *testing.B) {
 			url := testServer(b, hub) + "/bench"
 			ctx := context.Background()
 			var got sync.WaitGroup
-			var conns []*websocket.Conn
+			var conns []*memClient
 			for range receivers {
-				ws, _, err := websocket.Dial(ctx, url, nil)
+				ws, err := connect(url)
 				if err != nil {
 					b.Fatal(err)
 				}
-				ws.SetReadLimit(1 << 20)
 				conns = append(conns, ws)
 				// The greeting comes once the server has joined the
 				// connection to the room: only then is it sure to get
 				// every update.
-				if _, msg, err := ws.Read(ctx); err != nil || kindOf(msg) != KindSyncStep1 {
+				if _, msg, err := ws.Read(ctx); err != nil || YWebsocket.Kind(msg) != KindSyncStep1 {
 					b.Fatalf("no greeting: %x %v", msg, err)
 				}
 				got.Add(1)
@@ -178,13 +176,13 @@ func BenchmarkRelay(b *testing.B) {
 							b.Error(err)
 							return
 						}
-						if kindOf(msg) == KindSyncUpdate {
+						if YWebsocket.Kind(msg) == KindSyncUpdate {
 							updates++
 						}
 					}
 				}()
 			}
-			writer, _, err := websocket.Dial(ctx, url, nil)
+			writer, err := connect(url)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -195,7 +193,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for _, f := range frames {
-				if err := writer.Write(ctx, websocket.MessageBinary, f); err != nil {
+				if err := writer.Write(ctx, MessageBinary, f); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -2,15 +2,11 @@ package roomhub
 
 import (
 	"context"
-	"net"
 	"runtime/debug"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
-
-	"github.com/caddy-wiredb/wiredb/internal/wsframe"
 )
 
 // conn is one client connection. Its outbound messages go through a bounded
@@ -20,13 +16,11 @@ import (
 // The queue is drained by a goroutine that exists only while there is
 // something to write: an idle connection costs no goroutine but the one
 // reading it. Pings come from a timer, also without a goroutine of their own
-// between pings.
+// between pings. Every write goes through the Transport, which keeps frames
+// whole however the writes of the drain, the pings and the close interleave.
 type conn struct {
-	ws *websocket.Conn
-	// raw is the connection under ws, when known: drained messages are then
-	// written as ready-made frames, many per write(2), instead of one
-	// coder/websocket Write (and syscall) each.
-	raw      net.Conn
+	t        Transport
+	codec    Codec
 	readOnly bool
 	// ignoreAwareness: the connection's awareness updates are dropped.
 	ignoreAwareness bool
@@ -41,20 +35,20 @@ type conn struct {
 	pingTimer *time.Timer
 
 	closeOnce sync.Once
-	wsClosed  chan struct{} // closed when the close handshake is over
+	closed    chan struct{} // closed when the transport's close is over
 
 	// awarenessIDs are the awareness client ids this connection set; guarded
 	// by the room's mutex.
 	awarenessIDs map[uint64]struct{}
 }
 
-func newConn(ws *websocket.Conn, raw net.Conn, readOnly bool, hub *Hub) *conn {
+func newConn(t Transport, codec Codec, readOnly bool, hub *Hub) *conn {
 	return &conn{
-		ws:       ws,
-		raw:      raw,
+		t:        t,
+		codec:    codec,
 		readOnly: readOnly,
 		hub:      hub,
-		wsClosed: make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
 }
 
@@ -98,7 +92,7 @@ func (c *conn) dropIfFull() bool {
 	if closing {
 		return false
 	}
-	c.close(websocket.StatusTryAgainLater, "client too slow: outbound queue full")
+	c.close(StatusTryAgainLater, "client too slow: outbound queue full")
 	return true
 }
 
@@ -109,7 +103,7 @@ func (c *conn) drain(drained chan struct{}) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.hub.log().Error("panic in connection writer", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
-			c.close(websocket.StatusInternalError, "internal error")
+			c.close(StatusInternalError, "internal error")
 		}
 	}()
 	var batch [][]byte
@@ -124,57 +118,19 @@ func (c *conn) drain(drained chan struct{}) {
 		c.queued = 0
 		c.mu.Unlock()
 
-		if err := c.write(batch); err != nil {
-			c.close(websocket.StatusGoingAway, "write failed")
+		if err := c.t.WriteMessages(batch, c.hub.options().WriteTimeout); err != nil {
+			c.close(StatusGoingAway, "write failed")
 			c.mu.Lock()
 			c.drained = nil
 			c.mu.Unlock()
 			return
 		}
+		m := c.hub.metrics()
+		for _, msg := range batch {
+			m.Message(Outbound, c.codec.Kind(msg), len(msg))
+		}
 		clear(batch)
 	}
-}
-
-// batchBuffers hold frames on their way to one write(2).
-var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledBatch keeps a huge step 2's buffer out of the pool.
-const maxPooledBatch = 1 << 20
-
-func (c *conn) write(batch [][]byte) error {
-	timeout := c.hub.options().WriteTimeout
-	m := c.hub.metrics()
-	if c.raw == nil {
-		for _, msg := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			err := c.ws.Write(ctx, websocket.MessageBinary, msg)
-			cancel()
-			if err != nil {
-				return err
-			}
-			m.Message(Outbound, kindOf(msg), len(msg))
-		}
-		return nil
-	}
-	bufp := batchBuffers.Get().(*[]byte)
-	buf := (*bufp)[:0]
-	defer func() {
-		if cap(buf) <= maxPooledBatch {
-			*bufp = buf[:0]
-			batchBuffers.Put(bufp)
-		}
-	}()
-	for _, msg := range batch {
-		buf = wsframe.AppendBinaryFrame(buf, msg)
-		m.Message(Outbound, kindOf(msg), len(msg))
-	}
-	// coder/websocket sets no deadlines of its own (it uses context
-	// timers), so this one is ours alone; cleared so that its pings and
-	// close frame are not cut short by it.
-	c.raw.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := c.raw.Write(buf)
-	c.raw.SetWriteDeadline(time.Time{})
-	return err
 }
 
 // ping checks that the peer is alive, then arms the next ping.
@@ -186,11 +142,11 @@ func (c *conn) ping() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.hub.options().WriteTimeout)
-	err := c.ws.Ping(ctx)
+	err := c.t.Ping(ctx)
 	cancel()
 	if err != nil {
 		c.hub.metrics().Rejected(RejectPingTimeout)
-		c.close(websocket.StatusGoingAway, "ping timeout")
+		c.close(StatusGoingAway, "ping timeout")
 		return
 	}
 	c.mu.Lock()
@@ -201,8 +157,10 @@ func (c *conn) ping() {
 }
 
 // close closes the connection once with a code and a reason. It does not
-// block the caller on the close handshake.
-func (c *conn) close(code websocket.StatusCode, reason string) {
+// block the caller: the transport waits for a write in progress and for the
+// peer's side of the handshake, so that runs on a goroutine of its own, and
+// a room lock holder is never delayed.
+func (c *conn) close(code StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closing = true
@@ -213,41 +171,15 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		}
 		drained := c.drained
 		c.mu.Unlock()
-		// The handshake waits for the peer (at most 5 s in coder/websocket);
-		// run it aside so that a room lock holder is never delayed.
 		go func() {
-			defer close(c.wsClosed)
-			if drained != nil && !c.awaitDrain(drained) {
-				// A write stuck on a client that stopped reading: cut it.
-				// The stream now ends inside a frame, so no close frame
-				// can follow it.
-				c.ws.CloseNow()
-				return
+			defer close(c.closed)
+			c.t.Close(code, reason)
+			if drained != nil {
+				// The transport ended any write still in progress (it
+				// waits for one, then cuts the socket): the drain ends
+				// before the connection counts as closed.
+				<-drained
 			}
-			c.ws.Close(code, reason)
 		}()
 	})
-}
-
-// closeDrainWait is how long a closing connection waits for a write in
-// progress, so that its close frame comes after whole frames: as long as
-// coder/websocket waits to write a close frame.
-const closeDrainWait = 5 * time.Second
-
-// awaitDrain waits for the drain goroutine to end, at most closeDrainWait;
-// then it aborts the drain's write. It reports whether the drain ended by
-// itself.
-func (c *conn) awaitDrain(drained chan struct{}) bool {
-	t := time.NewTimer(closeDrainWait)
-	defer t.Stop()
-	select {
-	case <-drained:
-		return true
-	case <-t.C:
-	}
-	// Closing the connection ends a write blocked in either path (our own
-	// frames or coder/websocket's Write).
-	c.ws.CloseNow()
-	<-drained
-	return false
 }

@@ -7,55 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	y "github.com/skyterra/y-crdt"
 
-	"github.com/caddy-wiredb/wiredb/internal/wsframe"
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
-
-// testServer serves hub over a real WebSocket listener; the room key is the
-// URL path without its leading slash.
-func testServer(t testing.TB, hub *Hub) string {
-	return testServerWith(t, hub, ConnOptions{})
-}
-
-// testServerWith serves hub with the given connection options; ?ro=1 makes
-// a connection read-only.
-func testServerWith(t testing.TB, hub *Hub, co ConnOptions) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		co := co
-		// As the Caddy handler does: a frame guard, and writes straight
-		// to the connection; ?plain=1 leaves both out (every write then
-		// goes through coder/websocket).
-		if r.URL.Query().Get("plain") != "1" {
-			guard := wsframe.NewGuard(DefaultMaxMessageSize)
-			w = guard.Wrap(w)
-			co.FrameGuard = guard
-		}
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		if g, ok := co.FrameGuard.(*wsframe.Guard); ok {
-			co.RawConn = g.Conn()
-		}
-		co.ReadOnly = co.ReadOnly || r.URL.Query().Get("ro") == "1"
-		hub.Serve(strings.TrimPrefix(r.URL.Path, "/"), ws, co)
-	}))
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
-}
 
 func newTestHub(t *testing.T, dir string, opts Options) *Hub {
 	t.Helper()
@@ -71,7 +32,7 @@ func newTestHub(t *testing.T, dir string, opts Options) *Hub {
 // client is a raw y-websocket peer that records every message it receives.
 type client struct {
 	t    *testing.T
-	ws   *websocket.Conn
+	ws   *memClient
 	msgs chan yproto.Message
 	done chan struct{}
 	err  error // how the connection ended; valid after done
@@ -79,13 +40,10 @@ type client struct {
 
 func dial(t *testing.T, url string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	ws, err := connect(url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
-	ws.SetReadLimit(64 << 20)
 	c := &client{t: t, ws: ws, msgs: make(chan yproto.Message, 100000), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
@@ -111,7 +69,7 @@ func (c *client) send(frame []byte) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageBinary, frame); err != nil {
+	if err := c.ws.Write(ctx, MessageBinary, frame); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
@@ -141,14 +99,14 @@ func isSync(st yproto.SyncType) func(yproto.Message) bool {
 func isAwareness(m yproto.Message) bool { return m.Type == yproto.MessageAwareness }
 
 // closed waits for the server to close the connection and returns the code.
-func (c *client) closed() (websocket.StatusCode, string) {
+func (c *client) closed() (StatusCode, string) {
 	c.t.Helper()
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
 		c.t.Fatal("server did not close the connection")
 	}
-	var ce websocket.CloseError
+	var ce *CloseError
 	if !errors.As(c.err, &ce) {
 		c.t.Fatalf("connection ended without a close frame: %v", c.err)
 	}
@@ -277,7 +235,7 @@ func testConcurrentRooms(t *testing.T, policy FsyncPolicy) {
 			go func() {
 				defer wg.Done()
 				for _, u := range updates[r][i] {
-					if err := p.c.ws.Write(context.Background(), websocket.MessageBinary, yproto.AppendSyncUpdate(nil, u)); err != nil {
+					if err := p.c.ws.Write(context.Background(), MessageBinary, yproto.AppendSyncUpdate(nil, u)); err != nil {
 						t.Errorf("write: %v", err)
 						return
 					}
@@ -395,26 +353,6 @@ func readDoc(t *testing.T, updates ...[]byte) (text, mapJSON, sv string) {
 		t.Fatal(err)
 	}
 	return d.GetText("t").ToString(), string(m), fmt.Sprint(svMap)
-}
-
-// Without a raw connection every message goes through coder/websocket's own
-// Write; relaying works the same.
-func TestRelayWithoutRawConn(t *testing.T) {
-	hub := newTestHub(t, t.TempDir(), Options{})
-	url := testServer(t, hub)
-	a, b := dial(t, url+"/plain?plain=1"), dial(t, url+"/plain?plain=1")
-	a.next(isSync(yproto.SyncStep1))
-	b.next(isSync(yproto.SyncStep1))
-	w := newDocWriter()
-	for i := range 50 {
-		a.send(yproto.AppendSyncUpdate(nil, w.insert("t", fmt.Sprint(i%10))))
-	}
-	for range 50 {
-		b.next(isSync(yproto.SyncUpdate))
-	}
-	if got := textOf(t, b.fullState(), "t"); len(got) != 50 {
-		t.Fatalf("room text has %d characters, want 50", len(got))
-	}
 }
 
 // A step 2 that repeats what the room has (a reconnecting client sends its

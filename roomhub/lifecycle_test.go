@@ -2,9 +2,7 @@ package roomhub
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -441,12 +439,12 @@ func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
 			conns := make([]*conn, joiners)
 			sinks := make([]*frameSink, joiners)
 			for j := range sinks {
-				sinks[j] = &frameSink{}
+				sinks[j] = newFrameSink()
 			}
 			for j := range joiners {
 				wg.Go(func() {
 					time.Sleep(time.Duration(j) * time.Millisecond)
-					c := newConn(nil, sinks[j], false, hub) // frames go to the sink
+					c := newConn(sinks[j].transport(), YWebsocket, false, hub)
 					if err := r.join(c); err != nil {
 						t.Error(err)
 						return
@@ -501,53 +499,26 @@ func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
 	}
 }
 
-// frameSink stands for a client's socket: it records the frames a conn
-// writes (its raw path), and hands out their payloads once writing is over.
-type frameSink struct {
-	net.Conn // nil: only the methods below are used
-	mu       sync.Mutex
-	buf      []byte
-}
+// frameSink stands for a client: it records the messages a conn writes to
+// its transport, and hands them out once writing is over.
+type frameSink struct{ p *memPipe }
 
-func (s *frameSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf = append(s.buf, p...)
-	return len(p), nil
-}
+func newFrameSink() *frameSink { return &frameSink{p: newMemPipe()} }
 
-func (s *frameSink) SetWriteDeadline(time.Time) error { return nil }
+func (s *frameSink) transport() Transport { return &memTransport{p: s.p} }
 
-// messages waits until the sink stops growing, then splits it into the
-// payloads of its (unmasked, unfragmented binary) frames.
+// messages returns what was written, once nothing more came for 100 ms.
 func (s *frameSink) messages(t *testing.T) [][]byte {
 	t.Helper()
-	var data []byte
-	for prev := -1; ; time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		data = bytes.Clone(s.buf)
-		s.mu.Unlock()
-		if len(data) == prev {
-			break
-		}
-		prev = len(data)
-	}
 	var out [][]byte
-	for len(data) > 0 {
-		if len(data) < 2 || data[0] != 0x82 {
-			t.Fatalf("not a final binary frame: % x", data[:min(len(data), 4)])
+	for {
+		select {
+		case m := <-s.p.toClient:
+			out = append(out, m.data)
+		case <-time.After(100 * time.Millisecond):
+			return out
 		}
-		n, h := uint64(data[1]&0x7f), 2
-		switch n {
-		case 126:
-			n, h = uint64(binary.BigEndian.Uint16(data[2:4])), 4
-		case 127:
-			n, h = binary.BigEndian.Uint64(data[2:10]), 10
-		}
-		out = append(out, data[h:h+int(n)])
-		data = data[h+int(n):]
 	}
-	return out
 }
 
 // applyConcurrently starts, in wg, writers goroutines that apply updates to

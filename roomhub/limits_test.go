@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
-func wantClose(t *testing.T, c *client, code websocket.StatusCode, reason string) {
+func wantClose(t *testing.T, c *client, code StatusCode, reason string) {
 	t.Helper()
 	gotCode, gotReason := c.closed()
 	if gotCode != code || !strings.Contains(gotReason, reason) {
@@ -38,7 +37,7 @@ func TestMaxRooms(t *testing.T) {
 	b := dial(t, url+"/two")
 	b.next(isSync(yproto.SyncStep1))
 	third := dial(t, url+"/three")
-	wantClose(t, third, websocket.StatusTryAgainLater, "too many rooms")
+	wantClose(t, third, StatusTryAgainLater, "too many rooms")
 	// Rooms already open still take joins.
 	again := dial(t, url+"/one")
 	again.next(isSync(yproto.SyncStep1))
@@ -51,7 +50,7 @@ func TestMaxConnsPerRoom(t *testing.T) {
 	a, b := dial(t, url+"/r"), dial(t, url+"/r")
 	a.next(isSync(yproto.SyncStep1))
 	b.next(isSync(yproto.SyncStep1))
-	wantClose(t, dial(t, url+"/r"), websocket.StatusTryAgainLater, "room full")
+	wantClose(t, dial(t, url+"/r"), StatusTryAgainLater, "room full")
 	other := dial(t, url+"/other") // another room is not full
 	other.next(isSync(yproto.SyncStep1))
 	stillRelays(t, a, b, newDocWriter())
@@ -76,7 +75,7 @@ func TestMaxDocumentSize(t *testing.T) {
 	}
 
 	a.send(yproto.AppendSyncUpdate(nil, w.insert("t", strings.Repeat("b", 2<<10))))
-	wantClose(t, a, websocket.StatusPolicyViolation, "document size limit")
+	wantClose(t, a, StatusPolicyViolation, "document size limit")
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(before, after) {
 		t.Fatalf("the refused update changed the file: %d bytes, then %d", len(before), len(after))
@@ -98,11 +97,11 @@ func TestRateLimit(t *testing.T) {
 	calm.next(isSync(yproto.SyncStep1))
 	// A burst of 20 passes; the rest of 200 sent at once cannot.
 	for range 200 {
-		if err := flood.ws.Write(t.Context(), websocket.MessageBinary, yproto.AppendQueryAwareness(nil)); err != nil {
+		if err := flood.ws.Write(t.Context(), MessageBinary, yproto.AppendQueryAwareness(nil)); err != nil {
 			break // closed by the server meanwhile
 		}
 	}
-	wantClose(t, flood, websocket.StatusPolicyViolation, "rate limit")
+	wantClose(t, flood, StatusPolicyViolation, "rate limit")
 	other := dial(t, srvURL+"/r")
 	other.next(isSync(yproto.SyncStep1))
 	stillRelays(t, calm, other, newDocWriter())
@@ -113,21 +112,15 @@ func TestRateLimit(t *testing.T) {
 func TestPanicClosesOnlyThatConnection(t *testing.T) {
 	core, logs := observer.New(zap.ErrorLevel)
 	hub := newTestHub(t, t.TempDir(), Options{Logger: zap.New(core)})
-	url := testServer(t, hub)
 	poison := []byte{byte(yproto.MessageAuth), 0, 4, 'b', 'o', 'o', 'm'}
-	testHookHandle = func(frame []byte) {
-		if bytes.Equal(frame, poison) {
-			panic("injected")
-		}
-	}
-	t.Cleanup(func() { testHookHandle = nil })
+	url := testServerWith(t, hub, ConnOptions{Codec: &panickyCodec{Codec: YWebsocket, poison: poison}})
 
 	a, b, victim := dial(t, url+"/p"), dial(t, url+"/p"), dial(t, url+"/p")
 	for _, c := range []*client{a, b, victim} {
 		c.next(isSync(yproto.SyncStep1))
 	}
 	victim.send(poison)
-	wantClose(t, victim, websocket.StatusInternalError, "internal error")
+	wantClose(t, victim, StatusInternalError, "internal error")
 	stillRelays(t, a, b, newDocWriter())
 	deadline := time.Now().Add(5 * time.Second)
 	for logs.FilterMessageSnippet("panic").Len() == 0 && time.Now().Before(deadline) {
@@ -138,7 +131,21 @@ func TestPanicClosesOnlyThatConnection(t *testing.T) {
 		t.Fatalf("%d panic log entries, want 1", len(entries))
 	}
 	stack, _ := entries[0].ContextMap()["stack"].(string)
-	if !strings.Contains(stack, "TestPanicClosesOnlyThatConnection") {
+	if !strings.Contains(stack, "panickyCodec).Decode") {
 		t.Fatalf("logged stack does not show where the panic came from:\n%s", stack)
 	}
+}
+
+// panickyCodec is the y-websocket codec, except that decoding poison
+// panics: a bug in handling one message.
+type panickyCodec struct {
+	Codec
+	poison []byte
+}
+
+func (c *panickyCodec) Decode(msg []byte) (Op, error) {
+	if bytes.Equal(msg, c.poison) {
+		panic("injected")
+	}
+	return c.Codec.Decode(msg)
 }

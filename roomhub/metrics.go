@@ -31,7 +31,7 @@ const (
 	Outbound
 )
 
-// MessageKind classifies y-websocket messages for metrics.
+// MessageKind classifies messages for metrics (see Codec.Kind).
 type MessageKind uint8
 
 const (
@@ -52,28 +52,6 @@ func (k MessageKind) String() string {
 		return messageKindNames[k]
 	}
 	return "other"
-}
-
-// kindOf classifies a message by its first bytes, without decoding it:
-// the type and, for sync, the sub-type are one-byte varuints in every
-// well-formed message.
-func kindOf(msg []byte) MessageKind {
-	if len(msg) == 0 {
-		return KindOther
-	}
-	switch msg[0] {
-	case 0:
-		if len(msg) > 1 && msg[1] <= 2 {
-			return KindSyncStep1 + MessageKind(msg[1])
-		}
-	case 1:
-		return KindAwareness
-	case 2:
-		return KindAuth
-	case 3:
-		return KindQueryAwareness
-	}
-	return KindOther
 }
 
 // RejectReason says why a connection was closed by the server.

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
@@ -41,7 +40,7 @@ type room struct {
 	// Derived from snapshot and tail; nil when stale.
 	stateVector []byte
 	coverage    *coverage
-	fullStep2   []byte // the sync step 2 for a client with nothing yet
+	fullStep2   *outbound // the sync step 2 for a client with nothing yet
 	conns       map[*conn]struct{}
 	awareness   map[uint64]*awarenessState
 	lastUpdate  time.Time
@@ -69,7 +68,7 @@ type room struct {
 // pendingUpdate is an accepted update waiting for its fsync.
 type pendingUpdate struct {
 	update []byte
-	frame  []byte // the message to relay
+	msg    *outbound // the message to relay
 	from   *conn
 }
 
@@ -264,9 +263,9 @@ func (r *room) join(c *conn) error {
 		return err
 	}
 	r.conns[c] = struct{}{}
-	c.enqueue(yproto.AppendSyncStep1(nil, sv))
-	if msg := r.awarenessMessageLocked(); msg != nil {
-		c.enqueue(msg)
+	c.enqueue(c.codec.AppendSyncStep1(nil, sv))
+	if aw := r.awarenessUpdateLocked(); aw != nil {
+		c.enqueue(c.codec.AppendAwareness(nil, aw))
 	}
 	return nil
 }
@@ -289,11 +288,13 @@ func (r *room) leave(c *conn) {
 		}
 	}
 	if len(removed) > 0 {
-		r.broadcastLocked(yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil, removed)), nil)
+		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, removed), nil, nil), nil)
 	}
 }
 
-func (r *room) awarenessMessageLocked() []byte {
+// awarenessUpdateLocked encodes every current awareness state, or returns
+// nil if there is none.
+func (r *room) awarenessUpdateLocked() []byte {
 	var entries []yproto.AwarenessEntry
 	for id, st := range r.awareness {
 		if st.state != nil {
@@ -304,17 +305,18 @@ func (r *room) awarenessMessageLocked() []byte {
 		return nil
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
-	return yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil, entries))
+	return yproto.AppendAwarenessUpdate(nil, entries)
 }
 
-// broadcastLocked queues msg for every connection but except. A connection
-// whose queue is full is closed: the room never waits for one client.
-func (r *room) broadcastLocked(msg []byte, except *conn) {
+// broadcastLocked queues msg for every connection but except, encoded for
+// its codec. A connection whose queue is full is closed: the room never
+// waits for one client.
+func (r *room) broadcastLocked(msg *outbound, except *conn) {
 	for c := range r.conns {
 		if c == except {
 			continue
 		}
-		if !c.enqueue(msg) && c.dropIfFull() {
+		if !c.enqueue(msg.frameFor(c.codec)) && c.dropIfFull() {
 			r.hub.metrics().Rejected(RejectSlowClient)
 			r.hub.log().Warn("closing a client too slow to keep up", zap.String("room", r.key),
 				zap.Int("outbound_queue_size", r.hub.options().OutboundQueueBytes))
@@ -339,20 +341,21 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 		// message (shared, never modified) serves every such join until
 		// the document changes.
 		r.mu.Lock()
-		msg = r.fullStep2
-		if msg == nil {
-			msg = yproto.AppendSyncStep2(nil, state)
+		full := r.fullStep2
+		if full == nil {
+			full = newOutbound(OpSyncStep2, state, nil, nil)
 			if len(r.tail) == 0 && sameBytes(r.snapshot, state) {
-				r.fullStep2 = msg // still the whole document
+				r.fullStep2 = full // still the whole document
 			}
 		}
+		msg = full.frameFor(c.codec)
 		r.mu.Unlock()
 	} else {
 		diff, err := yproto.DiffUpdate(state, clientSV)
 		if err != nil {
 			return err
 		}
-		msg = yproto.AppendSyncStep2(nil, diff)
+		msg = c.codec.AppendSyncStep2(nil, diff)
 	}
 	if !c.enqueue(msg) {
 		return errQueueFull
@@ -416,16 +419,16 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// applyUpdate stores a validated update and relays frame (or, when frame is
-// nil, a sync update message built from it) to every other connection.
+// applyUpdate stores a validated update and relays msg (or, when msg is
+// nil, the update) to every other connection.
 // An update that adds nothing to the room is neither stored nor relayed;
 // only step 2 messages are checked for that (a reconnecting client repeats
 // what the room has), since live updates are new by construction.
 //
 // The update reaches the file (write(2)) before any client can receive it.
 // Under fsync always it is relayed only once fsynced, by commitPending.
-func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) error {
-	commit, job, err := r.storeUpdate(from, update, info, frame, checkNew)
+func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, msg *outbound, checkNew bool) error {
+	commit, job, err := r.storeUpdate(from, update, info, msg, checkNew)
 	if job != nil {
 		r.runCompaction(job)
 	}
@@ -438,7 +441,7 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 // storeUpdate is applyUpdate's part under the room lock. It reports whether
 // the caller must run commitPending (fsync always, and no one else is), and
 // a compaction for the caller to run once the lock is released.
-func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, frame []byte, checkNew bool) (commit bool, job *compaction, err error) {
+func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, msg *outbound, checkNew bool) (commit bool, job *compaction, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.log == nil {
@@ -453,22 +456,22 @@ func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, fr
 	if max := r.hub.options().MaxDocumentSize; max > 0 && r.sizeLocked()+int64(len(update)) > max {
 		return false, nil, errDocumentTooLarge
 	}
+	if msg == nil {
+		msg = newOutbound(OpUpdate, update, nil, nil)
+	}
 	start := time.Now()
 	if err := r.log.Append(update); err != nil {
 		return false, nil, err
 	}
 	r.hub.metrics().Appended(time.Since(start))
 	r.trackFileSizeLocked()
-	if frame == nil {
-		frame = yproto.AppendSyncUpdate(nil, update)
-	}
 	// Updates already waiting for an fsync keep their place in line even
 	// if a reload changed the policy meanwhile.
 	if r.hub.options().Fsync.Mode != FsyncAlways && len(r.pending) == 0 {
-		r.acceptLocked(update, frame, from)
+		r.acceptLocked(update, msg, from)
 		return false, r.compactionDueLocked(), nil
 	}
-	r.pending = append(r.pending, pendingUpdate{update: update, frame: frame, from: from})
+	r.pending = append(r.pending, pendingUpdate{update: update, msg: msg, from: from})
 	if r.committing {
 		// The committing goroutine's next fsync covers this update.
 		return false, nil, nil
@@ -532,12 +535,12 @@ func (r *room) finishCommit(log *storage.Log, n int, syncErr error) (done bool, 
 			zap.String("path", log.Path()), zap.Error(syncErr))
 		for _, p := range batch {
 			if p.from != nil {
-				p.from.close(websocket.StatusInternalError, "server could not store the update")
+				p.from.close(StatusInternalError, "server could not store the update")
 			}
 		}
 	} else {
 		for _, p := range batch {
-			r.acceptLocked(p.update, p.frame, p.from)
+			r.acceptLocked(p.update, p.msg, p.from)
 		}
 		job = r.compactionDueLocked()
 	}
@@ -566,14 +569,14 @@ func (r *room) trackFileSizeLocked() {
 }
 
 // acceptLocked makes a stored update part of the room and relays it.
-func (r *room) acceptLocked(update, frame []byte, from *conn) {
+func (r *room) acceptLocked(update []byte, msg *outbound, from *conn) {
 	r.tail = append(r.tail, update)
 	r.tailBytes += len(update)
 	r.stateVector = nil
 	r.coverage = nil
 	r.fullStep2 = nil
 	r.lastUpdate = time.Now()
-	r.broadcastLocked(frame, from)
+	r.broadcastLocked(msg, from)
 }
 
 // compaction is a compaction prepared under the room lock and run outside
@@ -722,9 +725,9 @@ func mergedRecordBytes(merged []byte) int64 {
 }
 
 // applyAwareness records the entries that are newer than what the room
-// knows (y-protocols' rule, including equal-clock removals) and relays frame
+// knows (y-protocols' rule, including equal-clock removals) and relays msg
 // to every connection when any was.
-func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, frame []byte) {
+func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, msg *outbound) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changed := false
@@ -757,21 +760,21 @@ func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, frame
 		// client drops a connection that received nothing for 30 s, and its
 		// own 15 s awareness renewal echoed back is what keeps a lone client
 		// connected.
-		r.broadcastLocked(frame, nil)
+		r.broadcastLocked(msg, nil)
 	}
 }
 
 func (r *room) sendAwareness(c *conn) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if msg := r.awarenessMessageLocked(); msg != nil && !c.enqueue(msg) {
+	if aw := r.awarenessUpdateLocked(); aw != nil && !c.enqueue(c.codec.AppendAwareness(nil, aw)) {
 		return errQueueFull
 	}
 	return nil
 }
 
 // closeAll closes every connection of the room.
-func (r *room) closeAll(code websocket.StatusCode, reason string) {
+func (r *room) closeAll(code StatusCode, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for c := range r.conns {

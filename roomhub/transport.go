@@ -60,6 +60,7 @@ const (
 	StatusPolicyViolation         StatusCode = 1008
 	StatusMessageTooBig           StatusCode = 1009
 	StatusInternalError           StatusCode = 1011
+	StatusServiceRestart          StatusCode = 1012
 	StatusTryAgainLater           StatusCode = 1013
 )
 

@@ -1,0 +1,103 @@
+package roomhub
+
+// Codec is one wire protocol's framing: it decodes a connection's inbound
+// messages into protocol-neutral operations and encodes what the room sends
+// back. Room state never sees framing, so a second protocol is one more
+// Codec. A connection's codec is chosen when it is served and never changes.
+//
+// A Codec must be safe for concurrent use and comparable: rooms encode a
+// relayed message once per distinct codec among their connections.
+type Codec interface {
+	// Decode reads one inbound message. It checks the framing only;
+	// payloads (updates, state vectors, awareness updates) are validated by
+	// the hub. Errors wrap yproto.ErrUnknownMessageType for a message type
+	// the protocol does not define (closed with 1003), and any other error
+	// means malformed framing (1007).
+	Decode(msg []byte) (Op, error)
+	// Kind classifies a message, inbound or outbound, for metrics, from
+	// its first bytes only: it is called for malformed messages too.
+	Kind(msg []byte) MessageKind
+
+	AppendSyncStep1(dst, stateVector []byte) []byte
+	// AppendSyncStep2 answers a sync step 1.
+	AppendSyncStep2(dst, update []byte) []byte
+	// AppendUpdate relays an update accepted from another connection.
+	AppendUpdate(dst, update []byte) []byte
+	// AppendAwareness carries a y-protocols awareness update (the encoded
+	// entries, as Op.Payload holds them).
+	AppendAwareness(dst, awarenessUpdate []byte) []byte
+	// AppendPermissionDenied tells a client that its writes are refused.
+	AppendPermissionDenied(dst []byte, reason string) []byte
+}
+
+// OpKind is what an inbound message asks of the room.
+type OpKind uint8
+
+const (
+	// OpNone needs nothing (e.g. a client's auth message, which
+	// y-websocket's server ignores too).
+	OpNone OpKind = iota
+	// OpSyncStep1 carries the client's state vector; the room answers with
+	// what the client lacks.
+	OpSyncStep1
+	// OpSyncStep2 carries an update answering the server's step 1: it may
+	// repeat what the room has (a reconnecting client's), so only what is
+	// new is kept.
+	OpSyncStep2
+	// OpUpdate carries a live update.
+	OpUpdate
+	// OpAwareness carries an awareness update.
+	OpAwareness
+	// OpQueryAwareness asks for every current awareness state.
+	OpQueryAwareness
+)
+
+// Op is one decoded inbound message.
+type Op struct {
+	Kind OpKind
+	// Payload is the state vector, the update or the awareness update the
+	// message carried, not yet validated. It aliases the message.
+	Payload []byte
+}
+
+// outbound is a message a room sends to several connections, kept
+// protocol-neutral and encoded for each codec at most once. It is built and
+// read under the room's lock.
+type outbound struct {
+	kind    OpKind // OpUpdate, OpAwareness or OpSyncStep2
+	payload []byte
+	// Encodings so far: the sender's own message, relayed as it came when
+	// codecs match, and those made for other codecs.
+	codecs []Codec
+	frames [][]byte
+}
+
+// newOutbound returns kind with payload, already encoded as frame for
+// codec (frame and codec may be nil).
+func newOutbound(kind OpKind, payload []byte, codec Codec, frame []byte) *outbound {
+	m := &outbound{kind: kind, payload: payload}
+	if frame != nil {
+		m.codecs, m.frames = append(m.codecs, codec), append(m.frames, frame)
+	}
+	return m
+}
+
+// frameFor returns the message encoded for codec.
+func (m *outbound) frameFor(codec Codec) []byte {
+	for i, c := range m.codecs {
+		if c == codec {
+			return m.frames[i]
+		}
+	}
+	var frame []byte
+	switch m.kind {
+	case OpUpdate:
+		frame = codec.AppendUpdate(nil, m.payload)
+	case OpAwareness:
+		frame = codec.AppendAwareness(nil, m.payload)
+	case OpSyncStep2:
+		frame = codec.AppendSyncStep2(nil, m.payload)
+	}
+	m.codecs, m.frames = append(m.codecs, codec), append(m.frames, frame)
+	return frame
+}

@@ -1,0 +1,93 @@
+package roomhub
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddy-wiredb/wiredb/storage"
+)
+
+var (
+	// ErrHubClosed is returned by Serve once Close has begun.
+	ErrHubClosed = errors.New("roomhub: hub closed")
+	errQueueFull = errors.New("roomhub: outbound queue full")
+
+	errTooManyRooms     = errors.New("roomhub: too many rooms")
+	errRoomFull         = errors.New("roomhub: room full")
+	errDocumentTooLarge = errors.New("roomhub: document size limit")
+)
+
+// protocolError closes a connection with a WebSocket status and a reason.
+type protocolError struct {
+	code   StatusCode
+	reason string
+	kind   RejectReason
+}
+
+func (e *protocolError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
+
+func invalid(what string, err error) *protocolError {
+	return &protocolError{StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err)), RejectMalformed}
+}
+
+// errorDetail shortens a yproto error for a close reason, which holds 123
+// bytes: "yproto: malformed input: string length 9 exceeds the 2 bytes left
+// at byte 5" becomes its detail after the category, which the detail and
+// the reason's own prefix already convey.
+func errorDetail(err error) string {
+	s := err.Error()
+	rest, ok := strings.CutPrefix(s, "yproto: ")
+	if !ok {
+		return s
+	}
+	if _, detail, found := strings.Cut(rest, ": "); found && detail != "" {
+		return detail
+	}
+	return rest
+}
+
+func rejectUnsupported(what string, err error) *protocolError {
+	return &protocolError{StatusUnsupportedData, truncateReason(what + ": " + errorDetail(err)), RejectUnsupported}
+}
+
+func storageFailure(err error) *protocolError {
+	if errors.Is(err, errQueueFull) {
+		return &protocolError{StatusTryAgainLater, "client too slow: outbound queue full", RejectSlowClient}
+	}
+	if errors.Is(err, errDocumentTooLarge) {
+		return &protocolError{StatusPolicyViolation, "update refused: document size limit reached", RejectDocumentSize}
+	}
+	return &protocolError{StatusInternalError, "server could not store the update", RejectInternal}
+}
+
+// truncateReason keeps a close reason within the 123 bytes a close frame
+// allows, without cutting a UTF-8 sequence.
+func truncateReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
+}
+
+// roomUnavailableReason says why a room could not open without naming
+// server paths: the log has the full error, the client gets its kind.
+func roomUnavailableReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrNotWireDB):
+		return "room unavailable: its file is not a WireDB file"
+	case errors.Is(err, storage.ErrUnknownVersion):
+		return "room unavailable: its file has an unknown WireDB version"
+	case errors.Is(err, storage.ErrCorrupt):
+		return "room unavailable: its file has a corrupt record"
+	case errors.Is(err, ErrHubClosed):
+		return "server shutting down"
+	default:
+		return "room unavailable: storage error"
+	}
+}
