@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -70,12 +69,6 @@ type pendingUpdate struct {
 	update []byte
 	msg    *outbound // the message to relay
 	from   *conn
-}
-
-type awarenessState struct {
-	clock uint64
-	state []byte // JSON object; nil once removed
-	owner *conn
 }
 
 func newRoom(h *Hub, key string) *room {
@@ -276,36 +269,7 @@ func (r *room) leave(c *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.conns, c)
-	var removed []yproto.AwarenessEntry
-	for id := range c.awarenessIDs {
-		st := r.awareness[id]
-		if st == nil || st.owner != c {
-			continue
-		}
-		delete(r.awareness, id)
-		if st.state != nil {
-			removed = append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
-		}
-	}
-	if len(removed) > 0 {
-		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, removed), nil, nil), nil)
-	}
-}
-
-// awarenessUpdateLocked encodes every current awareness state, or returns
-// nil if there is none.
-func (r *room) awarenessUpdateLocked() []byte {
-	var entries []yproto.AwarenessEntry
-	for id, st := range r.awareness {
-		if st.state != nil {
-			entries = append(entries, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: st.state})
-		}
-	}
-	if len(entries) == 0 {
-		return nil
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
-	return yproto.AppendAwarenessUpdate(nil, entries)
+	r.removeAwarenessOfLocked(c)
 }
 
 // broadcastLocked queues msg for every connection but except, encoded for
@@ -722,55 +686,6 @@ func (r *room) compactNowLocked() error {
 // mergedRecordBytes is the size of a compacted file holding merged.
 func mergedRecordBytes(merged []byte) int64 {
 	return int64(len(storage.Header) + len(yproto.AppendVarUint(nil, uint64(len(merged)))) + len(merged))
-}
-
-// applyAwareness records the entries that are newer than what the room
-// knows (y-protocols' rule, including equal-clock removals) and relays msg
-// to every connection when any was.
-func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, msg *outbound) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	changed := false
-	for _, e := range entries {
-		removed := string(e.State) == "null"
-		cur := r.awareness[e.ClientID]
-		if cur != nil && !(cur.clock < e.Clock || cur.clock == e.Clock && removed && cur.state != nil) {
-			continue
-		}
-		changed = true
-		if cur == nil {
-			cur = &awarenessState{}
-			r.awareness[e.ClientID] = cur
-		}
-		cur.clock = e.Clock
-		cur.owner = from
-		if removed {
-			cur.state = nil
-			delete(from.awarenessIDs, e.ClientID)
-			continue
-		}
-		cur.state = bytes.Clone(e.State)
-		if from.awarenessIDs == nil {
-			from.awarenessIDs = make(map[uint64]struct{})
-		}
-		from.awarenessIDs[e.ClientID] = struct{}{}
-	}
-	if changed {
-		// To the sender too, as y-websocket's server does: a y-websocket
-		// client drops a connection that received nothing for 30 s, and its
-		// own 15 s awareness renewal echoed back is what keeps a lone client
-		// connected.
-		r.broadcastLocked(msg, nil)
-	}
-}
-
-func (r *room) sendAwareness(c *conn) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if aw := r.awarenessUpdateLocked(); aw != nil && !c.enqueue(c.codec.AppendAwareness(nil, aw)) {
-		return errQueueFull
-	}
-	return nil
 }
 
 // closeAll closes every connection of the room.
