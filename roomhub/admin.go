@@ -3,7 +3,6 @@ package roomhub
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 )
@@ -40,7 +39,7 @@ func (h *Hub) Rooms() []RoomInfo {
 func (r *room) info() (RoomInfo, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.log == nil {
+	if !r.loaded {
 		return RoomInfo{}, false
 	}
 	return RoomInfo{
@@ -50,8 +49,8 @@ func (r *room) info() (RoomInfo, bool) {
 		TailBytes:      r.tailBytes,
 		TailUpdates:    len(r.tail),
 		PendingUpdates: len(r.pending),
-		FileBytes:      r.log.Size(),
-		Path:           r.log.Path(),
+		FileBytes:      r.log.Stats().Bytes,
+		Path:           r.log.Name(),
 		LastUpdate:     r.lastUpdate,
 	}, true
 }
@@ -64,11 +63,11 @@ func (h *Hub) withRoom(key string, f func(*room) error) error {
 	_, loaded := h.rooms[key]
 	h.mu.Unlock()
 	if !loaded {
-		path, err := h.store.Path(key)
+		exists, err := h.store.Exists(key)
 		if err != nil {
 			return err
 		}
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if !exists {
 			return ErrRoomNotFound
 		}
 	}
@@ -125,10 +124,10 @@ func (h *Hub) CompactRoom(key string) error {
 func (r *room) compactIfIdle() (done bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.log == nil {
+	if !r.loaded {
 		return true, ErrRoomNotFound
 	}
-	if len(r.pending) > 0 || r.compactDone != nil {
+	if len(r.pending) > 0 || r.running[jobCompaction] {
 		return false, nil
 	}
 	return true, r.compactNowLocked()

@@ -34,11 +34,7 @@ func typingUpdate(client, clock uint64, ch byte) []byte {
 
 func benchHub(b *testing.B, opts Options) *Hub {
 	b.Helper()
-	store, err := storage.OpenStore(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	hub := New(store, opts)
+	hub := New(openTestStore(b, b.TempDir()), opts)
 	b.Cleanup(func() { hub.Close() })
 	return hub
 }
@@ -59,7 +55,7 @@ func BenchmarkAppend(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer hub.release(r)
-				fsyncs0 := hub.store.Fsyncs()
+				fsyncs0 := testStoreOf(hub).fsyncs.Load()
 				var clients atomic.Uint64
 				write := func(next func() bool) {
 					client := clients.Add(1)
@@ -81,7 +77,7 @@ func BenchmarkAppend(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
-				b.ReportMetric(float64(hub.store.Fsyncs()-fsyncs0)/float64(b.N), "fsyncs/update")
+				b.ReportMetric(float64(testStoreOf(hub).fsyncs.Load()-fsyncs0)/float64(b.N), "fsyncs/update")
 			})
 		}
 	}
@@ -99,31 +95,30 @@ func BenchmarkLoadRoom(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			hub := benchHub(b, Options{})
-			log, _, _, err := hub.store.Open("doc")
+			opened, err := hub.store.Open("doc")
 			if err != nil {
 				b.Fatal(err)
 			}
+			log := opened.Log
 			var all [][]byte
 			for i := range records {
 				// Four writers taking turns, as in a shared document.
 				u := typingUpdate(uint64(1+i%4), uint64(i/4), byte('a'+i%26))
 				all = append(all, u)
-				if err := log.Append(u); err != nil {
+				if _, err := log.Append(u); err != nil {
 					b.Fatal(err)
 				}
 			}
 			if compacted {
-				r := newRoom(hub, "doc")
-				r.tail = all
-				merged, err := r.stateLocked()
+				merged, err := mergeState(all)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := log.Compact(merged, log.Mark()); err != nil {
+				if err := log.Checkpoint(merged, log.End()); err != nil {
 					b.Fatal(err)
 				}
 			}
-			size := log.Size()
+			size := log.Stats().Bytes
 			log.Close()
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -13,7 +13,7 @@ import (
 
 // Hub owns the rooms of one data directory. It is safe for concurrent use.
 type Hub struct {
-	store *storage.Store
+	store storage.LogStore
 	opts  atomic.Pointer[Options] // replaced whole by Reconfigure
 
 	ctx    context.Context // cancelled by Close once the grace period ends
@@ -27,8 +27,8 @@ type Hub struct {
 	background sync.WaitGroup // the fsync loop
 }
 
-// New returns a Hub storing rooms in store.
-func New(store *storage.Store, opts Options) *Hub {
+// New returns a Hub storing rooms' logs in store.
+func New(store storage.LogStore, opts Options) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		store:  store,
@@ -87,8 +87,8 @@ func (h *Hub) acquire(key string) (*room, error) {
 			r.loadErr = r.load()
 			if r.loadErr == nil {
 				h.metrics().RoomLoaded(time.Since(start))
-				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.log.Path()),
-					zap.Int64("bytes", r.log.Size()), zap.Duration("took", time.Since(start)))
+				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.log.Name()),
+					zap.Int64("bytes", r.log.Stats().Bytes), zap.Duration("took", time.Since(start)))
 			}
 			close(r.ready)
 		} else {
@@ -221,13 +221,6 @@ func (h *Hub) Close() error {
 		r.unload()
 	}
 	return nil
-}
-
-// roomCount is the number of rooms in memory, loading or loaded.
-func (h *Hub) roomCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.rooms)
 }
 
 // Options returns the hub's current options.

@@ -20,11 +20,7 @@ import (
 
 func newTestHub(t *testing.T, dir string, opts Options) *Hub {
 	t.Helper()
-	store, err := storage.OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := New(store, opts)
+	hub := New(openTestStore(t, dir), opts)
 	t.Cleanup(func() { hub.Close() })
 	return hub
 }
@@ -279,11 +275,12 @@ func testConcurrentRooms(t *testing.T, policy FsyncPolicy) {
 		t.Fatal(err)
 	}
 	for r := range rooms {
-		l, records, _, err := store.Open(fmt.Sprintf("room-%d", r))
+		opened, err := store.Open(fmt.Sprintf("room-%d", r))
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Close()
+		opened.Log.Close()
+		records := opened.Updates
 		if len(records) != 1 {
 			t.Errorf("room %d: %d records after shutdown, want 1 (compacted)", r, len(records))
 		}
@@ -382,7 +379,7 @@ func TestRepeatedStep2IsNotStored(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer hub.release(r)
-		return r.log.Records()
+		return r.log.Stats().Records
 	}
 	before := records()
 	whole, err := ysafe.Merge(sent)

@@ -114,7 +114,7 @@ func TestCompactionKeepsContent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := r.log.Records(); n >= 50 {
+	if n := r.log.Stats().Records; n >= 50 {
 		t.Fatalf("%d records in the file after %d updates with compact 50", n, len(updates))
 	}
 	hub.release(r)
@@ -163,19 +163,19 @@ func TestReconfigureAppliesToLoadedRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer hub.release(r)
-		return r.log.Records()
+		return r.log.Stats().Records
 	}
 	send(30)
 	if n := records(); n != 30 {
 		t.Fatalf("%d records before the reload, want 30", n)
 	}
 	hub.Reconfigure(Options{CompactRecords: 10, Fsync: FsyncPolicy{Mode: FsyncAlways}})
-	fsyncs := hub.store.Fsyncs()
+	fsyncs := testStoreOf(hub).fsyncs.Load()
 	send(5)
 	if n := records(); n >= 10 {
 		t.Fatalf("%d records after reconfiguring compact 10", n)
 	}
-	if hub.store.Fsyncs() == fsyncs {
+	if testStoreOf(hub).fsyncs.Load() == fsyncs {
 		t.Fatal("no fsync after reconfiguring fsync always")
 	}
 	if got := textOf(t, b.fullState(), "t"); len(got) != 35 {
@@ -251,7 +251,7 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			r.mu.Lock()
 			r.awaitCompactionLocked()
 			state, err := r.stateLocked()
-			records := r.log.Records()
+			records := r.log.Stats().Records
 			r.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
@@ -289,11 +289,12 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, live, _, err := copyStore.Open("doc")
+			opened, err := copyStore.Open("doc")
 			if err != nil {
 				t.Fatal(err)
 			}
-			l.Close()
+			opened.Log.Close()
+			live := opened.Updates
 			check("the live file", live...)
 
 			hub.release(r)
@@ -332,7 +333,7 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 		}
 	}
 	hooked := 0
-	testHookCompactionMerged = func() {
+	hook := func() {
 		hooked++
 		if hooked == 1 {
 			for range 5 {
@@ -340,7 +341,8 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 			}
 		}
 	}
-	defer func() { testHookCompactionMerged = nil }()
+	testStoreOf(hub).beforeCheckpoint.Store(&hook)
+	defer testStoreOf(hub).beforeCheckpoint.Store(nil)
 	for hooked == 0 {
 		apply()
 	}
@@ -406,8 +408,8 @@ func TestLoadTakesStateVectorFromStoragesParse(t *testing.T) {
 	defer hub2.release(r2)
 	r2.mu.Lock()
 	defer r2.mu.Unlock()
-	if r2.log.Records() != 1 || r2.stateVector == nil {
-		t.Fatalf("after loading a compacted file: %d records, state vector %x", r2.log.Records(), r2.stateVector)
+	if r2.log.Stats().Records != 1 || r2.stateVector == nil {
+		t.Fatalf("after loading a compacted file: %d records, state vector %x", r2.log.Stats().Records, r2.stateVector)
 	}
 	want, err := ysafe.StateVector(r2.snapshot)
 	if err != nil {

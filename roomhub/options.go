@@ -9,7 +9,8 @@ import (
 
 // Defaults applied by Options.withDefaults to zero fields.
 const (
-	// DefaultMaxMessageSize bounds one inbound WebSocket message. A real
+	// DefaultMaxMessageSize is the default bound of one inbound message,
+	// which a Transport enforces (the hub never sees a larger one). A real
 	// document's sync step 2 can be many MiB; coder/websocket's own default
 	// of 32 KiB would cut such clients off.
 	DefaultMaxMessageSize = 16 << 20
@@ -34,7 +35,6 @@ const (
 
 // Options configure a Hub. Zero values mean the documented defaults.
 type Options struct {
-	MaxMessageSize      int64
 	OutboundQueueBytes  int
 	WriteTimeout        time.Duration
 	PingInterval        time.Duration
@@ -98,9 +98,6 @@ func (m FsyncMode) String() string {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = DefaultMaxMessageSize
-	}
 	if o.OutboundQueueBytes <= 0 {
 		o.OutboundQueueBytes = DefaultOutboundQueueBytes
 	}
