@@ -19,11 +19,13 @@ const rows = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) =
 const SERVERS = [
   ['ywebsocket', 'y-websocket'],
   ['hocuspocus', 'Hocuspocus'],
+  ['wiredb-baseline', 'wiredb baseline'],
   ['wiredb', 'wiredb'],
   ['wiredb-fsync-never', 'wiredb fsync never'],
   ['barerelay', 'bare relay']
 ].filter(([k]) => rows.some((r) => r.server === k))
-const BASE = 'ywebsocket'
+// An A/B run (wiredb-baseline against wiredb, no y-websocket) takes ratios to the baseline.
+const BASE = rows.some((r) => r.server === 'ywebsocket') ? 'ywebsocket' : rows.some((r) => r.server === 'wiredb-baseline') ? 'wiredb-baseline' : 'ywebsocket'
 
 // [bench, label, value(d), 'lo'|'hi' (which is better), digits]
 const METRICS = [
@@ -113,7 +115,7 @@ out.push(`# wiredb side by side${title ? ` — ${title}` : ''}`)
 out.push('')
 out.push(`${settings ? settings + '; ' : ''}${os.cpus().length} cores (${os.cpus()[0]?.model || '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
   `node ${process.version}, ${sh('go', ['version']).replace('go version ', '')}. Server and load tool share the machine. ` +
-  'Cells: median over rounds (ratio to y-websocket). wiredb = `fsync interval 1s` (default); ' +
+  `Cells: median over rounds (ratio to ${BASE === 'ywebsocket' ? 'y-websocket' : 'wiredb baseline'}). wiredb = \`fsync interval 1s\` (default); ` +
   'the bare relay forwards bytes and keeps nothing (no cold sync). ' +
   'y-websocket and Hocuspocus also send every update back to its sender (counted as echoes, not deliveries).')
 out.push('')

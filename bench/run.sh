@@ -7,6 +7,9 @@
 #   bench/run.sh                 full run (~10 minutes; first run +1 minute for the data)
 #   QUICK=1 bench/run.sh         short scenarios (~2 minutes)
 #   SERVERS="wiredb ywebsocket" ROUNDS=3 bench/run.sh
+#   BASELINE_CADDY=/tmp/caddy-old SERVERS="wiredb-baseline wiredb" bench/run.sh
+#                                an A/B: wiredb-baseline runs that binary (e.g. built from the
+#                                commit before a change) with wiredb's settings
 #
 # Rounds alternate the servers, in the listed order and then reversed (A B C D E, then
 # E D C B A, ...), so that no server always runs right after the same other one (a fixed
@@ -104,7 +107,11 @@ start_server() {
 		PORT=$server_port node bench/servers/hocuspocus/server.mjs >> "$logf" 2>&1 &
 		server_pid=$!
 		;;
-	wiredb | wiredb-fsync-never)
+	wiredb | wiredb-fsync-never | wiredb-baseline)
+		local bin=.bin/caddy
+		if [[ "$name" == wiredb-baseline ]]; then
+			bin=${BASELINE_CADDY:?wiredb-baseline needs BASELINE_CADDY=<a Caddy binary built from the baseline commit>}
+		fi
 		if [[ -z "$keep" ]]; then
 			server_data="$work/$name-data-$RANDOM"
 			mkdir -p "$server_data"
@@ -113,7 +120,7 @@ start_server() {
 		[[ "$name" == wiredb-fsync-never ]] && fsync="fsync never"
 		caddyfile "$server_port" "$server_data" "$fsync" > "$work/$name.Caddyfile"
 		HOME="$work/home" XDG_DATA_HOME="$work/home/data" XDG_CONFIG_HOME="$work/home/config" \
-			.bin/caddy run --config "$work/$name.Caddyfile" --adapter caddyfile >> "$logf" 2>&1 &
+			"$bin" run --config "$work/$name.Caddyfile" --adapter caddyfile >> "$logf" 2>&1 &
 		server_pid=$!
 		;;
 	barerelay)
