@@ -12,10 +12,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
-	"github.com/caddy-wiredb/wiredb/internal/wsframe"
+	"github.com/caddy-wiredb/wiredb/internal/wstransport"
 	"github.com/caddy-wiredb/wiredb/roomhub"
 	"github.com/caddy-wiredb/wiredb/storage"
 )
@@ -344,9 +343,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	readOnly := h.ReadOnly
-	accept := &websocket.AcceptOptions{
+	accept := wstransport.Options{
 		OriginPatterns:     h.Origins,
 		InsecureSkipVerify: h.InsecureSkipOriginCheck,
+		// A message announcing more than this is refused at its frame
+		// header, with 1009: coder/websocket alone would wait for that
+		// many bytes to arrive.
+		MaxMessageSize: h.MaxMessageSize,
 	}
 	if h.JWT != nil {
 		g, aerr := h.JWT.authorize(r, key, time.Now())
@@ -362,11 +365,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			accept.Subprotocols = []string{g.protocol}
 		}
 	}
-	// The guard closes a connection with 1009 as soon as a frame header
-	// announces more than max_message_size: coder/websocket alone would
-	// wait for that many bytes to arrive.
-	guard := wsframe.NewGuard(h.MaxMessageSize)
-	ws, err := websocket.Accept(guard.Wrap(w), r, accept)
+	conn, err := wstransport.Accept(w, r, accept)
 	if err != nil {
 		// Accept has written the HTTP error response (403 for a foreign
 		// origin).
@@ -377,15 +376,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// it outlives this request (and its context) across config reloads, and
 	// this handler's goroutine, with the deep stack it grew on the way
 	// here, ends now instead of idling under every open connection.
-	_ = h.hub.Start(key, ws, roomhub.ConnOptions{
+	_ = h.hub.Start(key, conn, roomhub.ConnOptions{
+		Codec:           roomhub.YWebsocket,
 		ReadOnly:        readOnly,
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
-		MaxMessageSize:  h.MaxMessageSize,
-		FrameGuard:      guard,
-		// Data frames are written, many per write(2), straight to the
-		// hijacked connection (see roomhub's ConnOptions.RawConn).
-		RawConn:   guard.Conn(),
-		RateLimit: roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
+		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
 	})
 	return nil
 }
