@@ -13,13 +13,13 @@ import (
 // runs, follow the merged record in the new file, in order.
 func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
 	s, l := openWithRecords(t, 10)
-	m := l.Mark()
+	m := l.End()
 	merged := textUpdate(3, 0, "xxxxxxxxxx")
 	var later [][]byte
 	for i := range 3 {
 		u := textUpdate(4, uint64(i), "z")
 		later = append(later, u)
-		if err := l.Append(u); err != nil {
+		if _, err := l.Append(u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,7 +37,7 @@ func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
 			}
 			u := textUpdate(4, i, "z")
 			mu.Lock()
-			err := l.Append(u)
+			_, err := l.Append(u)
 			if err == nil {
 				later = append(later, u)
 			}
@@ -48,13 +48,13 @@ func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
 			}
 		}
 	})
-	if err := l.Compact(merged, m); err != nil {
+	if err := l.Checkpoint(merged, m); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	wg.Wait()
 
-	if got, want := l.Records(), 1+len(later); got != want {
+	if got, want := l.Stats().Records, 1+len(later); got != want {
 		t.Fatalf("Records() = %d after compaction, want %d", got, want)
 	}
 	if l.Unsynced() != 0 {
@@ -69,7 +69,7 @@ func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
 	if want := fileOf(append([][]byte{merged}, later...)...); !bytes.Equal(data, want) {
 		t.Fatalf("compacted file holds %d bytes, want merged + %d later records (%d bytes)", len(data), len(later), len(want))
 	}
-	_, recs, _, err := s.Open("c")
+	_, recs, _, err := openLog(s, "c")
 	if err != nil || len(recs) != 1+len(later) {
 		t.Fatalf("reopened: %d records, err %v", len(recs), err)
 	}
@@ -81,24 +81,24 @@ func TestCompactKeepsRecordsAppendedAfterMark(t *testing.T) {
 // A mark from before another compaction is refused, and nothing changes.
 func TestCompactStaleMark(t *testing.T) {
 	s := openStore(t)
-	l, _, _, err := s.Open("c")
+	l, _, _, err := openLog(s, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	for i := range 4 {
-		if err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
+		if _, err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m := l.Mark()
-	if err := l.Compact(textUpdate(3, 0, "xxxx"), m); err != nil {
+	m := l.End()
+	if err := l.Checkpoint(textUpdate(3, 0, "xxxx"), m); err != nil {
 		t.Fatal(err)
 	}
 	path, _ := s.Path("c")
 	before, _ := os.ReadFile(path)
-	if err := l.Compact(textUpdate(3, 0, "xx"), m); !errors.Is(err, ErrStaleMark) {
-		t.Fatalf("compaction with a stale mark: %v, want ErrStaleMark", err)
+	if err := l.Checkpoint(textUpdate(3, 0, "xx"), m); !errors.Is(err, ErrStalePosition) {
+		t.Fatalf("compaction with a stale mark: %v, want ErrStalePosition", err)
 	}
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(before, after) {
@@ -111,31 +111,31 @@ func TestCompactStaleMark(t *testing.T) {
 
 func TestCompactClosedLog(t *testing.T) {
 	s := openStore(t)
-	l, _, _, err := s.Open("c")
+	l, _, _, err := openLog(s, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Append(textUpdate(3, 0, "x")); err != nil {
+	if _, err := l.Append(textUpdate(3, 0, "x")); err != nil {
 		t.Fatal(err)
 	}
-	m := l.Mark()
+	m := l.End()
 	l.Close()
-	if err := l.Compact(textUpdate(3, 0, "x"), m); !errors.Is(err, ErrClosed) {
+	if err := l.Checkpoint(textUpdate(3, 0, "x"), m); !errors.Is(err, ErrClosed) {
 		t.Fatalf("compacting a closed log: %v, want ErrClosed", err)
 	}
 }
 
 // openWithRecords opens room "c" of a new store and appends n one-character
 // inserts of client 3 to it.
-func openWithRecords(t *testing.T, n int) (*Store, *Log) {
+func openWithRecords(t *testing.T, n int) (*Store, *FileLog) {
 	t.Helper()
 	s := openStore(t)
-	l, _, _, err := s.Open("c")
+	l, _, _, err := openLog(s, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		if err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
+		if _, err := l.Append(textUpdate(3, uint64(i), "x")); err != nil {
 			t.Fatal(err)
 		}
 	}

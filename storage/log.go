@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,17 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
-
-	"github.com/caddy-wiredb/wiredb/yproto"
 )
-
-// Header starts every file: WireDB's format version and a NUL.
-const Header = "0.0.1\x00"
-
-// maxRecordSize bounds a record a file may claim. A length beyond it is not a
-// record WireDB or this server wrote.
-const maxRecordSize = 1 << 31
 
 var (
 	// ErrNotWireDB is returned when a file does not start with a WireDB header.
@@ -31,16 +20,17 @@ var (
 	ErrCorrupt = errors.New("storage: corrupt record")
 	// ErrClosed is returned by the methods of a closed Log.
 	ErrClosed = errors.New("storage: log closed")
-	// ErrStaleMark is returned by Compact when the file was replaced (by
-	// another compaction) after its Mark was taken. Nothing was changed.
-	ErrStaleMark = errors.New("storage: compaction mark is stale")
+	// ErrStalePosition is returned by Checkpoint when the log was replaced
+	// (by another checkpoint) after its position was taken. Nothing was
+	// changed.
+	ErrStalePosition = errors.New("storage: checkpoint position is stale")
 )
 
-// Store is a directory of room files. It is safe for concurrent use; callers
-// must not open two Logs for the same key at once (roomhub guarantees this).
+// Store is a directory of room files, one FileLog per room: the LogStore
+// of WireDB files. It is safe for concurrent use; callers must not open two
+// Logs for the same key at once (roomhub guarantees this).
 type Store struct {
-	dir    string
-	fsyncs atomic.Uint64
+	dir string
 
 	// leftovers are the temp files of interrupted compactions found when
 	// the store opened, by room file name; Open removes a room's. (Listing
@@ -49,11 +39,6 @@ type Store struct {
 	leftoversMu sync.Mutex
 	leftovers   map[string][]string
 }
-
-// Fsyncs is the number of fsyncs the store's logs made for appended
-// records (not counting compactions): with group commit, fewer than the
-// records appended.
-func (s *Store) Fsyncs() uint64 { return s.fsyncs.Load() }
 
 // OpenStore creates dir if needed and returns a Store for it.
 func OpenStore(dir string) (*Store, error) {
@@ -79,6 +64,21 @@ func (s *Store) Path(key string) (string, error) {
 	return filepath.Join(s.dir, name), nil
 }
 
+// Exists reports whether key has a file.
+func (s *Store) Exists(key string) (bool, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // Recovery describes what Open had to repair.
 type Recovery struct {
 	// TruncatedBytes is the size of a torn last record that was cut off.
@@ -90,7 +90,7 @@ type Recovery struct {
 }
 
 // findCompactionLeftovers lists dir's compaction temp files by the room
-// file they belong to: <name>.<digits>.tmp, as Compact names them, for a
+// file they belong to: <name>.<digits>.tmp, as Checkpoint names them, for a
 // room file <name> (ending in .y). The digits test keeps the temp files of
 // room "a.y.x" (file a.y.x.y) apart from those of room "a" (file a.y).
 func findCompactionLeftovers(dir string) map[string][]string {
@@ -130,186 +130,96 @@ func (s *Store) removeCompactionLeftovers(path string) []string {
 	return removed
 }
 
-// Log is one room's update file, open for appending. Its methods are safe
-// for concurrent use.
-type Log struct {
-	path   string
-	fsyncs *atomic.Uint64 // the store's count
+// FileLog is one room's WireDB file, open for appending: the Log of a
+// Store. Its methods are safe for concurrent use.
+type FileLog struct {
+	path string
 
 	// syncMu serialises the operations that fsync or replace f (Sync,
-	// Compact, Close), so that Sync can fsync without holding mu: appends go
-	// on while an fsync runs, which is what lets one fsync cover many
-	// appends (group commit).
+	// Checkpoint, Close), so that Sync can fsync without holding mu:
+	// appends go on while an fsync runs, which is what lets one fsync cover
+	// many appends (group commit).
 	syncMu sync.Mutex
 
-	mu       sync.Mutex
-	f        *os.File
-	size     int64  // bytes known to be whole records (plus header)
-	records  int    // records in the file
-	appended uint64 // records appended since Open, ever
-	synced   uint64 // appended records known to be on stable storage
-	err      error  // sticky: a failed write that could not be rolled back
-	gen      uint64 // which file f is: incremented each time Compact replaces it
-
-	// onlyRecord is yproto's parse of the file's record when Open found
-	// exactly one (a compacted file); see TakeOnlyRecordInfo.
-	onlyRecord *yproto.UpdateInfo
+	mu              sync.Mutex
+	f               *os.File
+	size            int64  // bytes known to be whole records (plus header)
+	records         int    // records in the file
+	checkpointBytes int64  // the header and the checkpoint's record, if any
+	appended        uint64 // records appended since Open, ever
+	synced          uint64 // appended records known to be on stable storage
+	err             error  // sticky: a failed write that could not be rolled back
+	gen             uint64 // which file f is: incremented each time Checkpoint replaces it
 }
 
-// TakeOnlyRecordInfo returns, once, yproto's parse of the file's record if
-// Open found exactly one (as in a compacted file), so that a caller needing
-// it (for the state vector, say) does not parse the record again.
-func (l *Log) TakeOnlyRecordInfo() (yproto.UpdateInfo, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	info := l.onlyRecord
-	l.onlyRecord = nil
-	if info == nil {
-		return yproto.UpdateInfo{}, false
-	}
-	return *info, true
-}
-
-// Mark is a point in a Log: the records appended before it. Compact takes
-// one, so that a compaction can be prepared while appends go on.
-type Mark struct {
-	gen     uint64
-	size    int64
-	records int
-}
-
-// Mark returns the log's current end.
-func (l *Log) Mark() Mark {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return Mark{gen: l.gen, size: l.size, records: l.records}
-}
-
-// Open opens (creating if needed) the log of key and reads every record in
+// Open opens (creating if needed) the file of key and reads every record in
 // it. A torn last record is cut off and reported in Recovery; any other
 // damage returns an error wrapping ErrNotWireDB, ErrUnknownVersion or
 // ErrCorrupt, and the file is not modified.
-func (s *Store) Open(key string) (*Log, [][]byte, Recovery, error) {
-	var rec Recovery
+func (s *Store) Open(key string) (Opened, error) {
+	var o Opened
 	path, err := s.Path(key)
 	if err != nil {
-		return nil, nil, rec, err
+		return o, err
 	}
-	rec.RemovedTemps = s.removeCompactionLeftovers(path)
+	o.Recovery.RemovedTemps = s.removeCompactionLeftovers(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, nil, rec, fmt.Errorf("opening %s: %w", path, err)
+		return o, fmt.Errorf("opening %s: %w", path, err)
 	}
-	l := &Log{path: path, f: f, fsyncs: &s.fsyncs}
-	records, last, good, total, err := readFile(f)
-	if err != nil {
+	fail := func(err error) (Opened, error) {
 		f.Close()
-		return nil, nil, rec, fmt.Errorf("reading %s: %w", path, err)
+		return Opened{}, err
 	}
+	data, err := readAll(f)
+	if err != nil {
+		return fail(fmt.Errorf("reading %s: %w", path, err))
+	}
+	scan := ScanFile(data)
+	if scan.Err != nil {
+		return fail(fmt.Errorf("reading %s: %w", path, scan.Err))
+	}
+	total := int64(len(data))
+	good := scan.End(total)
 	switch {
 	case total == 0:
 		// New file: write the header and make its directory entry durable.
 		if _, err := f.Write([]byte(Header)); err != nil {
-			f.Close()
-			return nil, nil, rec, fmt.Errorf("writing header of %s: %w", path, err)
+			return fail(fmt.Errorf("writing header of %s: %w", path, err))
 		}
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
+			return fail(fmt.Errorf("syncing %s: %w", path, err))
 		}
 		if err := SyncDir(s.dir); err != nil {
-			f.Close()
-			return nil, nil, rec, err
+			return fail(err)
 		}
 		good = int64(len(Header))
 	case good < total:
 		// A torn tail: the process died in the middle of a write(2).
-		rec.TruncatedBytes = total - good
-		if good < int64(len(Header)) {
-			good = 0 // even the header is torn: start it again
-		}
+		o.Recovery.TruncatedBytes = total - good
 		if err := f.Truncate(good); err != nil {
-			f.Close()
-			return nil, nil, rec, fmt.Errorf("cutting torn tail of %s: %w", path, err)
+			return fail(fmt.Errorf("cutting torn tail of %s: %w", path, err))
 		}
-		if good == 0 {
+		if good == 0 { // even the header was torn: start it again
 			if _, err := f.WriteAt([]byte(Header), 0); err != nil {
-				f.Close()
-				return nil, nil, rec, fmt.Errorf("rewriting header of %s: %w", path, err)
+				return fail(fmt.Errorf("rewriting header of %s: %w", path, err))
 			}
 			good = int64(len(Header))
 		}
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, nil, rec, fmt.Errorf("syncing %s: %w", path, err)
+			return fail(fmt.Errorf("syncing %s: %w", path, err))
 		}
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, nil, rec, err
+		return fail(err)
 	}
-	l.size = good
-	l.records = len(records)
-	if len(records) == 1 {
-		l.onlyRecord = &last
+	l := &FileLog{path: path, f: f, size: good, records: len(scan.Records), checkpointBytes: int64(len(Header))}
+	if len(scan.Records) == 1 {
+		l.checkpointBytes = good
+		o.Snapshot = &scan.Records[0].Info
 	}
-	return l, records, rec, nil
-}
-
-// readFile parses a whole file. last is yproto's parse of the last record;
-// good is the offset after the last whole record; total is the file size. A
-// file shorter than the header whose bytes are a prefix of it counts as a
-// torn header (good = 0).
-func readFile(f *os.File) (records [][]byte, last yproto.UpdateInfo, good, total int64, err error) {
-	data, err := readAll(f)
-	if err != nil {
-		return nil, last, 0, 0, err
-	}
-	total = int64(len(data))
-	if total == 0 {
-		return nil, last, 0, 0, nil
-	}
-	if len(data) < len(Header) {
-		if bytes.HasPrefix([]byte(Header), data) {
-			return nil, last, 0, total, nil
-		}
-		return nil, last, 0, 0, ErrNotWireDB
-	}
-	if err := checkHeader(data[:len(Header)]); err != nil {
-		return nil, last, 0, 0, err
-	}
-	off := len(Header)
-	for off < len(data) {
-		n, w, err := yproto.ReadVarUint(data[off:])
-		if err != nil {
-			// A length cut off by the end of the file is a torn write.
-			return records, last, int64(off), total, nil
-		}
-		if n > maxRecordSize {
-			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: record claims %d bytes", ErrCorrupt, off, n)
-		}
-		if n == 0 {
-			// Zero bytes to the end are what a power loss can leave of an
-			// unfinished block; a zero-length record anywhere else is not ours.
-			if allZero(data[off:]) {
-				return records, last, int64(off), total, nil
-			}
-			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: empty record", ErrCorrupt, off)
-		}
-		end := off + w + int(n)
-		if end > len(data) {
-			return records, last, int64(off), total, nil
-		}
-		u := data[off+w : end]
-		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
-		if err != nil {
-			return nil, last, 0, 0, fmt.Errorf("%w at offset %d: %w", ErrCorrupt, off, err)
-		}
-		records = append(records, u)
-		last = info
-		off = end
-	}
-	return records, last, int64(off), total, nil
+	o.Log, o.Updates = l, scan.Updates()
+	return o, nil
 }
 
 // readAll reads f to its end into one buffer of its size (io.ReadAll grows
@@ -335,84 +245,76 @@ func readAll(f *os.File) ([]byte, error) {
 	}
 }
 
-func checkHeader(h []byte) error {
-	if string(h) == Header {
-		return nil
-	}
-	// "x.y.z\0": ours, but another version.
-	if h[len(h)-1] == 0 && bytes.Count(h, []byte{'.'}) == 2 {
-		return fmt.Errorf("%w %q", ErrUnknownVersion, h[:len(h)-1])
-	}
-	return ErrNotWireDB
-}
+// Name is the file's path.
+func (l *FileLog) Name() string { return l.path }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// Path is the file's path.
-func (l *Log) Path() string { return l.path }
-
-// Size is the file's size in bytes.
-func (l *Log) Size() int64 {
+// End returns the file's current end.
+func (l *FileLog) End() Position {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.size
+	return l.endLocked()
 }
 
-// Records is the number of records in the file.
-func (l *Log) Records() int {
+func (l *FileLog) endLocked() Position {
+	return Position{Gen: l.gen, Offset: l.size, Records: l.records}
+}
+
+// Stats describes the file.
+func (l *FileLog) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.records
+	st := Stats{
+		Bytes:                l.size,
+		Records:              l.records,
+		CheckpointBytes:      l.checkpointBytes,
+		SinceCheckpointBytes: l.size - l.checkpointBytes,
+	}
+	st.SinceCheckpointRecords = l.records
+	if l.checkpointBytes > int64(len(Header)) {
+		st.SinceCheckpointRecords-- // the checkpoint's own record
+	}
+	return st
 }
 
 // Append writes one record with a single write(2). When it returns nil the
 // record is in the kernel's page cache: it survives a crash of the process,
 // and a power loss only after Sync. A failed write is rolled back so that the
 // file never holds a partial record in its middle.
-func (l *Log) Append(update []byte) error {
-	buf := make([]byte, 0, len(update)+10)
-	buf = yproto.AppendVarUint(buf, uint64(len(update)))
-	buf = append(buf, update...)
+func (l *FileLog) Append(update []byte) (Position, error) {
+	buf := AppendRecord(make([]byte, 0, RecordSize(update)), update)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
-		return ErrClosed
+		return Position{}, ErrClosed
 	}
 	if l.err != nil {
-		return l.err
+		return Position{}, l.err
 	}
 	n, err := l.f.Write(buf)
 	if err != nil {
 		if n > 0 {
 			if terr := l.f.Truncate(l.size); terr != nil {
 				l.err = fmt.Errorf("appending to %s: %w (and rolling back: %v)", l.path, err, terr)
-				return l.err
+				return Position{}, l.err
 			}
 			if _, serr := l.f.Seek(l.size, io.SeekStart); serr != nil {
 				l.err = fmt.Errorf("appending to %s: %w (and seeking back: %v)", l.path, err, serr)
-				return l.err
+				return Position{}, l.err
 			}
 		}
-		return fmt.Errorf("appending to %s: %w", l.path, err)
+		return Position{}, fmt.Errorf("appending to %s: %w", l.path, err)
 	}
 	l.size += int64(n)
 	l.records++
 	l.appended++
-	return nil
+	return l.endLocked(), nil
 }
 
 // Sync flushes to stable storage (fsync) every record appended before the
 // call. Appends made while it runs wait for the next Sync, without blocking
 // on this one. It is a no-op when nothing was appended since the last Sync.
-func (l *Log) Sync() error {
+func (l *FileLog) Sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.Lock()
@@ -425,12 +327,11 @@ func (l *Log) Sync() error {
 	if upToDate {
 		return nil
 	}
-	// f stays open: Compact and Close, the only ones that replace or close
+	// f stays open: Checkpoint and Close, the only ones that replace or close
 	// it, wait for syncMu.
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", l.path, err)
 	}
-	l.fsyncs.Add(1)
 	l.mu.Lock()
 	l.synced = target
 	l.mu.Unlock()
@@ -439,32 +340,32 @@ func (l *Log) Sync() error {
 
 // Unsynced is the number of appended records not yet known to be on stable
 // storage.
-func (l *Log) Unsynced() int {
+func (l *FileLog) Unsynced() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return int(l.appended - l.synced)
 }
 
-// Compact replaces the file with the header, one record holding merged, and
-// the records appended after m, which were taken with Mark; merged must
-// contain everything the log held at m. The new file is written beside the
+// Checkpoint replaces the file with the header, one record holding merged,
+// and the records appended after m, which was taken with End or Append;
+// merged must contain everything the log held at m. The new file is written beside the
 // old one, fsynced, renamed over it and the directory fsynced, so a crash at
 // any point leaves either the old or the new file, whole.
 //
 // Most of the work happens while appends (and Syncs) go on: the new file is
 // written and fsynced with no lock held, and only the records appended
 // meanwhile (usually few) are copied, and fsynced, while appends wait.
-// It returns ErrStaleMark, with nothing changed, if another compaction
+// It returns ErrStalePosition, with nothing changed, if another checkpoint
 // replaced the file after m.
-func (l *Log) Compact(merged []byte, m Mark) error {
+func (l *FileLog) Checkpoint(merged []byte, m Position) error {
 	l.mu.Lock()
 	f, gen, copied := l.f, l.gen, l.size
 	l.mu.Unlock()
 	if f == nil {
 		return ErrClosed
 	}
-	if gen != m.gen {
-		return ErrStaleMark
+	if gen != m.Gen {
+		return ErrStalePosition
 	}
 	dir := filepath.Dir(l.path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(l.path)+".*.tmp")
@@ -475,22 +376,19 @@ func (l *Log) Compact(merged []byte, m Mark) error {
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmpName)
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrStaleMark) {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrStalePosition) {
 			return err
 		}
 		return fmt.Errorf("compacting %s: %w", l.path, err)
 	}
-	buf := make([]byte, 0, len(Header)+len(merged)+10)
-	buf = append(buf, Header...)
-	buf = yproto.AppendVarUint(buf, uint64(len(merged)))
-	buf = append(buf, merged...)
+	buf := EncodeFile(merged)
 	if _, err := tmp.Write(buf); err != nil {
 		return fail(err)
 	}
 	size := int64(len(buf))
 	// Records appended after m so far: whole records (l.size only counts
 	// those), read with pread while appends go on at the end of f.
-	n, err := copyRange(tmp, f, m.size, copied)
+	n, err := copyRange(tmp, f, m.Offset, copied)
 	size += n
 	if err != nil {
 		return fail(err)
@@ -510,7 +408,7 @@ func (l *Log) Compact(merged []byte, m Mark) error {
 		return fail(ErrClosed)
 	}
 	if l.gen != gen {
-		return fail(ErrStaleMark)
+		return fail(ErrStalePosition)
 	}
 	if l.size > copied {
 		// Appended while the new file was being written.
@@ -526,13 +424,14 @@ func (l *Log) Compact(merged []byte, m Mark) error {
 	if err := os.Rename(tmpName, l.path); err != nil {
 		return fail(err)
 	}
-	records := 1 + l.records - m.records
+	records := 1 + l.records - m.Records
+	checkpoint := int64(len(buf))
 	if err := SyncDir(dir); err != nil {
 		// The rename happened; the new file is the log from now on.
-		l.swap(tmp, size, records)
+		l.swap(tmp, size, records, checkpoint)
 		return err
 	}
-	l.swap(tmp, size, records)
+	l.swap(tmp, size, records, checkpoint)
 	return nil
 }
 
@@ -544,18 +443,19 @@ func copyRange(dst io.Writer, src *os.File, from, to int64) (int64, error) {
 	return io.Copy(dst, io.NewSectionReader(src, from, to-from))
 }
 
-func (l *Log) swap(f *os.File, size int64, records int) {
+func (l *FileLog) swap(f *os.File, size int64, records int, checkpointBytes int64) {
 	l.f.Close()
 	l.f = f
 	l.gen++
 	l.size = size
 	l.records = records
+	l.checkpointBytes = checkpointBytes
 	l.synced = l.appended // the new file holds every record, and is fsynced
 	l.err = nil
 }
 
 // Close syncs and closes the file.
-func (l *Log) Close() error {
+func (l *FileLog) Close() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.Lock()

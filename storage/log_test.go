@@ -36,6 +36,15 @@ func fileOf(records ...[]byte) []byte {
 	return b
 }
 
+// openLog is Store.Open with its result taken apart.
+func openLog(s *Store, key string) (*FileLog, [][]byte, Recovery, error) {
+	o, err := s.Open(key)
+	if err != nil {
+		return nil, nil, o.Recovery, err
+	}
+	return o.Log.(*FileLog), o.Updates, o.Recovery, nil
+}
+
 func openStore(t *testing.T) *Store {
 	t.Helper()
 	s, err := OpenStore(t.TempDir())
@@ -47,7 +56,7 @@ func openStore(t *testing.T) *Store {
 
 func TestAppendAndReopen(t *testing.T) {
 	s := openStore(t)
-	l, recs, _, err := s.Open("doc")
+	l, recs, _, err := openLog(s, "doc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +67,7 @@ func TestAppendAndReopen(t *testing.T) {
 	for i := range 50 {
 		u := textUpdate(7, uint64(i), fmt.Sprint(i))
 		want = append(want, u)
-		if err := l.Append(u); err != nil {
+		if _, err := l.Append(u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +78,7 @@ func TestAppendAndReopen(t *testing.T) {
 	if !bytes.Equal(data, fileOf(want...)) {
 		t.Fatal("file bytes are not header + records")
 	}
-	l, recs, rec, err := s.Open("doc")
+	l, recs, rec, err := openLog(s, "doc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +91,8 @@ func TestAppendAndReopen(t *testing.T) {
 			t.Fatalf("record %d differs", i)
 		}
 	}
-	if l.Records() != 50 || l.Size() != int64(len(data)) {
-		t.Fatalf("Records %d Size %d", l.Records(), l.Size())
+	if l.Stats().Records != 50 || l.Stats().Bytes != int64(len(data)) {
+		t.Fatalf("Records %d Size %d", l.Stats().Records, l.Stats().Bytes)
 	}
 }
 
@@ -140,7 +149,7 @@ func TestRecovery(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			l, recs, rec, err := s.Open("r")
+			l, recs, rec, err := openLog(s, "r")
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -162,11 +171,11 @@ func TestRecovery(t *testing.T) {
 				t.Fatalf("records %d truncated %d, want %d and %d", len(recs), rec.TruncatedBytes, tc.records, tc.truncated)
 			}
 			// The repaired file is whole again and takes appends.
-			if err := l.Append(c); err != nil {
+			if _, err := l.Append(c); err != nil {
 				t.Fatal(err)
 			}
 			l.Close()
-			_, recs2, rec2, err := s.Open("r")
+			_, recs2, rec2, err := openLog(s, "r")
 			if err != nil || rec2.TruncatedBytes != 0 || len(recs2) != tc.records+1 {
 				t.Fatalf("after repair and append: %d records, truncated %d, err %v", len(recs2), rec2.TruncatedBytes, err)
 			}
@@ -177,10 +186,10 @@ func TestRecovery(t *testing.T) {
 func TestCompact(t *testing.T) {
 	s, l := openWithRecords(t, 10)
 	merged := textUpdate(3, 0, "xxxxxxxxxx")
-	if err := l.Compact(merged, l.Mark()); err != nil {
+	if err := l.Checkpoint(merged, l.End()); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Append(textUpdate(3, 10, "y")); err != nil {
+	if _, err := l.Append(textUpdate(3, 10, "y")); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -265,7 +274,7 @@ func FuzzReadFile(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		l, recs, _, err := s.Open("fuzz")
+		l, recs, _, err := openLog(s, "fuzz")
 		if err != nil {
 			after, _ := os.ReadFile(path)
 			if !bytes.Equal(after, data) {
@@ -302,7 +311,7 @@ func TestOpenRemovesOnlyItsOwnCompactionLeftovers(t *testing.T) {
 	if p, _ := s.Path("a.y"); p != path {
 		t.Fatalf("room a.y is at %s, want %s", p, path)
 	}
-	l, _, rec, err := s.Open("a.y")
+	l, _, rec, err := openLog(s, "a.y")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +330,7 @@ func TestOpenRemovesOnlyItsOwnCompactionLeftovers(t *testing.T) {
 // before it started.
 func TestSyncCoversEarlierAppendsWhileAppendsGoOn(t *testing.T) {
 	s := openStore(t)
-	l, _, _, err := s.Open("g")
+	l, _, _, err := openLog(s, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +342,7 @@ func TestSyncCoversEarlierAppendsWhileAppendsGoOn(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if err := l.Append(textUpdate(uint64(10+w), uint64(i), "z")); err != nil {
+				if _, err := l.Append(textUpdate(uint64(10+w), uint64(i), "z")); err != nil {
 					t.Error(err)
 					return
 				}
@@ -356,11 +365,11 @@ func TestSyncCoversEarlierAppendsWhileAppendsGoOn(t *testing.T) {
 	if n := l.Unsynced(); n != 0 {
 		t.Fatalf("Unsynced after Sync = %d", n)
 	}
-	if got := l.Records(); got != writers*each {
+	if got := l.Stats().Records; got != writers*each {
 		t.Fatalf("Records = %d, want %d", got, writers*each)
 	}
 	l.Close()
-	l2, records, _, err := s.Open("g")
+	l2, records, _, err := openLog(s, "g")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,19 +119,19 @@ func writeRoom(t *testing.T, dir, key string, updates [][]byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _, _, err := store.Open(key)
+	l, _, _, err := openRoom(store, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range updates {
-		if err := l.Append(u); err != nil {
+		if _, err := l.Append(u); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Base(l.Path())
+	return filepath.Base(l.Name())
 }
 
 func recordOf(u []byte) []byte { return append(yproto.AppendVarUint(nil, uint64(len(u))), u...) }
@@ -387,7 +387,7 @@ func TestCompact(t *testing.T) {
 
 	// The server opens it: one record, the merged update.
 	store, _ := storage.OpenStore(dir)
-	l, recs, rec, err := store.Open("doc")
+	l, recs, rec, err := openRoom(store, "doc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	// The server opens imported files.
 	store, _ := storage.OpenStore(dir)
 	for _, key := range []string{"fromupdate", "fromjson"} {
-		l, recs, _, err := store.Open(key)
+		l, recs, _, err := openRoom(store, key)
 		if err != nil || len(recs) != 1 {
 			t.Fatalf("%s: %d records, %v", key, len(recs), err)
 		}
@@ -541,4 +541,10 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("help lacks %s", sub)
 		}
 	}
+}
+
+// openRoom is Store.Open with its result taken apart.
+func openRoom(s *storage.Store, key string) (storage.Log, [][]byte, storage.Recovery, error) {
+	o, err := s.Open(key)
+	return o.Log, o.Updates, o.Recovery, err
 }

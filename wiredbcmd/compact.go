@@ -20,7 +20,9 @@ func compactCommand() *cobra.Command {
 		Short: "Rewrites a room file as one merged update",
 		Long: `
 Squashes a room file offline: merges its records into one Yjs update and replaces the
-file with the header and that one record, as the server does when it compacts a room.
+file with the header and that one record. Unlike the server's own compaction, which also
+drops the content of deleted items (as a Yjs document with gc does), this is a plain merge
+(Yjs's mergeUpdates): everything the records hold, deleted content included, is kept.
 
 The file is only replaced when it was read whole and the result checks out: every record
 is a valid update; the merged update renders (as export --json shows it) exactly as the

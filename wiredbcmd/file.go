@@ -1,7 +1,6 @@
 package wiredbcmd
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +11,6 @@ import (
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
-
-// maxRecordSize is the largest record a file may claim, as package storage reads it.
-const maxRecordSize = 1 << 31
 
 // roomFile is a room file as read, without modifying it, by the same rules as
 // storage.Store.Open: the header, then whole records each validated as a Yjs v1 update; a
@@ -29,7 +25,7 @@ type roomFile struct {
 	// version is the header's version ("0.0.1"), when the header is WireDB's.
 	version string
 	// records are the whole, valid records in file order.
-	records []record
+	records []storage.Record
 	// tornAt is the offset of a torn tail (an unfinished last record, or a header cut
 	// short), or -1.
 	tornAt int64
@@ -37,20 +33,7 @@ type roomFile struct {
 	// storage.ErrUnknownVersion or storage.ErrCorrupt.
 	problem error
 	// bad is the record that problem is about, or nil.
-	bad *badRecord
-}
-
-type record struct {
-	offset int64 // of its length prefix
-	size   int   // of the update
-	update []byte
-	info   yproto.UpdateInfo
-}
-
-type badRecord struct {
-	index  int
-	offset int64
-	reason string
+	bad *storage.CorruptRecordError
 }
 
 // status names the state of a file for reports.
@@ -91,7 +74,7 @@ func (f *roomFile) tornError() error {
 func (f *roomFile) updates() [][]byte {
 	us := make([][]byte, len(f.records))
 	for i, r := range f.records {
-		us[i] = r.update
+		us[i] = r.Update
 	}
 	return us
 }
@@ -130,65 +113,24 @@ func readRoomFile(path string) (*roomFile, error) {
 	return f, nil
 }
 
+// parse reads f.data with storage's scanner, and words what is wrong for
+// a person reading a report.
 func (f *roomFile) parse() {
-	data := f.data
-	hl := len(storage.Header)
-	if len(data) == 0 {
-		return
-	}
-	if len(data) < hl {
-		if bytes.HasPrefix([]byte(storage.Header), data) {
-			f.tornAt = 0
-			return
-		}
-		f.problem = f.notWireDB()
-		return
-	}
-	h := data[:hl]
+	scan := storage.ScanFile(f.data)
+	f.records, f.tornAt = scan.Records, scan.TornAt
+	var corrupt *storage.CorruptRecordError
 	switch {
-	case string(h) == storage.Header:
-		f.version = string(h[:hl-1])
-	case h[hl-1] == 0 && bytes.Count(h, []byte{'.'}) == 2:
+	case scan.Err == nil:
+		f.version = scan.Version
+	case errors.Is(scan.Err, storage.ErrUnknownVersion):
 		f.problem = &fileProblem{f.path, fmt.Sprintf("unknown WireDB file version %q (this tool reads %q)",
-			h[:hl-1], storage.Header[:hl-1]), storage.ErrUnknownVersion}
-		return
+			scan.Version, storage.Header[:len(storage.Header)-1]), storage.ErrUnknownVersion}
+	case errors.As(scan.Err, &corrupt):
+		f.version = scan.Version
+		f.bad = corrupt
+		f.problem = &fileProblem{f.path, fmt.Sprintf("corrupt record %d at offset %d: %s", corrupt.Index, corrupt.Offset, corrupt.Reason), storage.ErrCorrupt}
 	default:
 		f.problem = f.notWireDB()
-		return
-	}
-	off := hl
-	for off < len(data) {
-		n, w, err := yproto.ReadVarUint(data[off:])
-		if err != nil {
-			f.tornAt = int64(off) // a length cut off by the end of the file
-			return
-		}
-		if n > maxRecordSize {
-			f.corrupt(off, fmt.Sprintf("record claims %d bytes", n))
-			return
-		}
-		if n == 0 {
-			// Zeros to the end are what a power loss can leave of an unfinished block.
-			if allZero(data[off:]) {
-				f.tornAt = int64(off)
-				return
-			}
-			f.corrupt(off, "empty record")
-			return
-		}
-		end := off + w + int(n)
-		if end > len(data) {
-			f.tornAt = int64(off)
-			return
-		}
-		u := data[off+w : end]
-		info, err := yproto.ValidateUpdate(u, yproto.Limits{})
-		if err != nil {
-			f.corrupt(off, "its update is invalid: "+err.Error())
-			return
-		}
-		f.records = append(f.records, record{offset: int64(off), size: len(u), update: u, info: info})
-		off = end
 	}
 }
 
@@ -198,28 +140,11 @@ func (f *roomFile) notWireDB() error {
 		head, strconv.QuoteToASCII(string(head)), storage.Header), storage.ErrNotWireDB}
 }
 
-func (f *roomFile) corrupt(off int, reason string) {
-	f.bad = &badRecord{index: len(f.records), offset: int64(off), reason: reason}
-	f.problem = &fileProblem{f.path, fmt.Sprintf("corrupt record %d at offset %d: %s", len(f.records), off, reason), storage.ErrCorrupt}
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // encodeRoomFile returns a room file holding update as its one record (no record for the
 // empty update).
 func encodeRoomFile(update []byte) []byte {
-	buf := make([]byte, 0, len(storage.Header)+len(update)+10)
-	buf = append(buf, storage.Header...)
-	if update != nil && !yproto.IsEmptyUpdate(update) {
-		buf = yproto.AppendVarUint(buf, uint64(len(update)))
-		buf = append(buf, update...)
+	if update == nil || yproto.IsEmptyUpdate(update) {
+		return storage.EncodeFile()
 	}
-	return buf
+	return storage.EncodeFile(update)
 }

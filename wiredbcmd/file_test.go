@@ -42,7 +42,7 @@ func TestReadAgreesWithStorage(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			l, records, rec, err := store.Open(key)
+			l, records, rec, err := openRoom(store, key)
 			if err != nil {
 				for _, sentinel := range []error{storage.ErrNotWireDB, storage.ErrUnknownVersion, storage.ErrCorrupt} {
 					if errors.Is(err, sentinel) != errors.Is(f.problem, sentinel) {

@@ -149,17 +149,17 @@ func buildReport(f *roomFile, list bool) *inspectReport {
 		rep.Torn = &tornReport{Offset: f.tornAt, Bytes: f.tornBytes()}
 	}
 	if f.bad != nil {
-		rep.BadRecord = &badReport{Index: f.bad.index, Offset: f.bad.offset, Reason: f.bad.reason}
+		rep.BadRecord = &badReport{Index: f.bad.Index, Offset: f.bad.Offset, Reason: f.bad.Reason}
 	}
 	if len(f.records) > 0 {
 		sizes := make([]int, len(f.records))
-		s := &sizeSummary{Min: f.records[0].size}
+		s := &sizeSummary{Min: len(f.records[0].Update)}
 		for i, r := range f.records {
-			sizes[i] = r.size
-			rep.RecordBytes += int64(r.size)
-			s.Min = min(s.Min, r.size)
-			if r.size > s.Max {
-				s.Max, s.LargestIndex, s.LargestOffset = r.size, i, r.offset
+			sizes[i] = len(r.Update)
+			rep.RecordBytes += int64(len(r.Update))
+			s.Min = min(s.Min, len(r.Update))
+			if len(r.Update) > s.Max {
+				s.Max, s.LargestIndex, s.LargestOffset = len(r.Update), i, r.Offset
 			}
 		}
 		slices.Sort(sizes)
@@ -169,9 +169,9 @@ func buildReport(f *roomFile, list bool) *inspectReport {
 	}
 	if list {
 		for i, r := range f.records {
-			rs := recordSummary{Index: i, Offset: r.offset, Size: r.size, Deletes: len(r.info.Deletes), Gaps: r.info.HasSkips}
+			rs := recordSummary{Index: i, Offset: r.Offset, Size: len(r.Update), Deletes: len(r.Info.Deletes), Gaps: r.Info.HasSkips}
 			rs.Structs = []clientRange{}
-			for _, c := range r.info.Structs {
+			for _, c := range r.Info.Structs {
 				rs.Structs = append(rs.Structs, clientRange{c.Client, c.Clock, c.End})
 			}
 			rep.RecordList = append(rep.RecordList, rs)
