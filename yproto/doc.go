@@ -22,9 +22,11 @@
 // Decoded payloads alias the input (no copies): a caller that keeps a Message.Payload or an
 // AwarenessEntry.State beyond the life of the frame must not reuse the frame's buffer.
 //
-// Every error returned by a decoder wraps exactly one of the sentinel errors (ErrTruncated,
-// ErrMalformed, ErrOutOfRange, ErrTooDeep, ErrTooManyEntries, ErrUnknownMessageType,
-// ErrAwarenessState) and names the byte offset where the problem starts.
+// Every error returned for rejected bytes is an *Error: its Kind is exactly one of the
+// sentinel errors (ErrTruncated, ErrMalformed, ErrOutOfRange, ErrTooDeep, ErrTooManyEntries,
+// ErrUnknownMessageType, ErrAwarenessState), which errors.Is finds through Unwrap, and its
+// Offset and Detail say where the problem starts and what it is. Callers build messages from
+// the fields (errors.As), never by taking Error() apart.
 //
 // All functions are pure: they keep no state between calls and only read their inputs, so
 // they are safe for concurrent use, also on the same input. The decoders never panic, whatever

@@ -354,11 +354,3 @@ func TestValidateUpdateManyClients(t *testing.T) {
 		t.Fatalf("duplicate among 40 clients: err = %v, want ErrMalformed", err)
 	}
 }
-
-func TestErrorsNameOffset(t *testing.T) {
-	t.Parallel()
-	_, err := ValidateUpdate(item(refAny).u(1).b(115).end(), Limits{})
-	if err == nil || !strings.Contains(err.Error(), "unknown any tag 115") || !strings.Contains(err.Error(), "at byte 9") {
-		t.Fatalf("err = %v, want it to name the tag and byte 9", err)
-	}
-}
