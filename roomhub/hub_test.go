@@ -18,7 +18,7 @@ import (
 	y "github.com/skyterra/y-crdt"
 
 	"github.com/caddy-wiredb/wiredb/internal/wsframe"
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -447,7 +447,7 @@ func TestRepeatedStep2IsNotStored(t *testing.T) {
 		return r.log.Records()
 	}
 	before := records()
-	whole, err := ysafe.Merge(sent)
+	whole, err := yref.Merge(sent)
 	if err != nil {
 		t.Fatal(err)
 	}

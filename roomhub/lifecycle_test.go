@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -190,7 +191,7 @@ func TestReconfigureAppliesToLoadedRooms(t *testing.T) {
 // that starts above clock 0, and on the empty update.
 func TestStateVectorOfAgreesWithYCRDT(t *testing.T) {
 	updates := randomEdits(t, 4, 600)
-	merged, err := ysafe.Merge(updates)
+	merged, err := yref.Merge(updates)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 				// Merged first: y-crdt's ApplyUpdate drops a delete whose
 				// target comes in a later update (YCRDT-NOTES bug 1), and
 				// concurrent writers append in any order.
-				merged, err := ysafe.Merge(got)
+				merged, err := yref.Merge(got)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -367,7 +368,7 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 			t.Fatalf("record %d is not the update accepted meanwhile", 1+i)
 		}
 	}
-	merged, err := ysafe.Merge(records)
+	merged, err := yref.Merge(records)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +490,7 @@ func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
 				if step2 != 1 {
 					t.Fatalf("joiner %d got %d step 2 messages", j, step2)
 				}
-				merged, err := ysafe.Merge(got)
+				merged, err := yref.Merge(got)
 				if err != nil {
 					t.Fatal(err)
 				}

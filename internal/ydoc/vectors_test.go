@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 )
 
 // The vectors in testdata/vectors.json are written by testdata/gen/gen.mjs with Yjs
@@ -77,7 +77,7 @@ func TestVectors(t *testing.T) {
 			for i, u := range v.Updates {
 				updates[i] = unhex(t, u)
 			}
-			ours, err := ysafe.Merge(updates)
+			ours, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestXmlElementEditsMerged(t *testing.T) {
 		var updates [][]byte
 		for i, u := range v.Updates {
 			updates = append(updates, unhex(t, u))
-			merged, err := ysafe.Merge(updates)
+			merged, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestRenderAllMatchesMerged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			merged, err := ysafe.Merge(updates)
+			merged, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}
