@@ -107,7 +107,8 @@ func TestVectors(t *testing.T) {
 }
 
 // Every update of the xml vectors but the first edits an XmlElement that an earlier one
-// created: applied one by one to a live y-crdt Doc, they panic (YCRDT-NOTES.md bug 1).
+// created: applied one by one to a live y-crdt Doc, they panic (docs/y-crdt.md,
+// "XmlElement edits panic").
 // Merged into one update, every prefix of the history renders.
 func TestXmlElementEditsMerged(t *testing.T) {
 	for _, v := range loadVectors(t) {

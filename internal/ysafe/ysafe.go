@@ -12,11 +12,12 @@
 //     and endless-loop failures of y-crdt cannot be recovered.
 //
 // The server merges and diffs updates with yproto (MergeUpdates, CompactUpdates,
-// DiffUpdate), not with y-crdt. From y-crdt the server uses only the pure byte-level
-// EncodeStateVectorFromUpdate (StateVector), for an update with Skip structs, which shares
-// no state and is safe for concurrent use. No live y-crdt Doc is ever kept: doc.go builds a
-// fresh Doc per call, under a package mutex, to render a document as JSON (the admin API,
-// `caddy wiredb export`) or build one from JSON (`caddy wiredb import`).
+// DiffUpdate), not with y-crdt. On the path that serves rooms it uses from y-crdt only the
+// pure byte-level EncodeStateVectorFromUpdate (StateVector), for an update with Skip
+// structs, which shares no state and is safe for concurrent use. No live y-crdt Doc is ever
+// kept: doc.go builds a fresh Doc per call, under a package mutex, to render a document as
+// JSON (the admin API, `caddy wiredb inspect` and `export`) or build one from JSON (`caddy
+// wiredb import`).
 package ysafe
 
 import (
