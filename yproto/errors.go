@@ -49,13 +49,14 @@ var (
 //
 //	var e *yproto.Error
 //	if errors.As(err, &e) {
-//		reason := "invalid update: " + e.Reason() // "... string content length 9 exceeds the 2 bytes left at byte 5"
+//		// "invalid update: string content length 9 exceeds the 2 bytes left at byte 5"
+//		reason := "invalid update: " + e.Reason()
 //	}
 //
 // Error() is Kind's text, ": " and Reason(): "yproto: truncated input: string content length
-// 9 exceeds the 2 bytes left at byte 5". An Error is built only when input is rejected;
-// valid input allocates none. The receiver of an Error owns it (no two calls return the
-// same one).
+// 9 exceeds the 2 bytes left at byte 5". An Error is built (and its detail formatted) only
+// when input is rejected, so errors cost valid input nothing. The receiver of an Error owns
+// it: no two calls return the same one.
 type Error struct {
 	// Kind is the sentinel that classifies the problem: ErrTruncated, ErrMalformed,
 	// ErrOutOfRange, ErrTooDeep, ErrTooManyEntries, ErrUnknownMessageType or
