@@ -3,9 +3,9 @@ package roomhub
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
 var (
@@ -31,20 +31,15 @@ func invalid(what string, err error) *protocolError {
 	return &protocolError{StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err)), RejectMalformed}
 }
 
-// errorDetail shortens a yproto error for a close reason, which holds 123
-// bytes: "yproto: malformed input: string length 9 exceeds the 2 bytes left
-// at byte 5" becomes its detail after the category, which the detail and
-// the reason's own prefix already convey.
+// errorDetail is what a close reason (123 bytes at most) says of err: for
+// a yproto error its detail and offset; the reason's own prefix says what
+// was being read.
 func errorDetail(err error) string {
-	s := err.Error()
-	rest, ok := strings.CutPrefix(s, "yproto: ")
-	if !ok {
-		return s
+	var e *yproto.Error
+	if errors.As(err, &e) {
+		return e.Reason()
 	}
-	if _, detail, found := strings.Cut(rest, ": "); found && detail != "" {
-		return detail
-	}
-	return rest
+	return err.Error()
 }
 
 func rejectUnsupported(what string, err error) *protocolError {

@@ -13,7 +13,7 @@ import (
 
 	y "github.com/skyterra/y-crdt"
 
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -382,7 +382,7 @@ func TestRepeatedStep2IsNotStored(t *testing.T) {
 		return r.log.Stats().Records
 	}
 	before := records()
-	whole, err := ysafe.Merge(sent)
+	whole, err := yref.Merge(sent)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
@@ -120,12 +121,12 @@ func TestCompactionKeepsContent(t *testing.T) {
 	hub.release(r)
 	hub.Close()
 
-	store := hub.store
-	log, records, _, err := store.Open("doc")
+	opened, err := hub.store.Open("doc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.Close()
+	opened.Log.Close()
+	records := opened.Updates
 	if len(records) != 1 {
 		t.Fatalf("%d records after unload, want 1", len(records))
 	}
@@ -188,7 +189,7 @@ func TestReconfigureAppliesToLoadedRooms(t *testing.T) {
 // that starts above clock 0, and on the empty update.
 func TestStateVectorOfAgreesWithYCRDT(t *testing.T) {
 	updates := randomEdits(t, 4, 600)
-	merged, err := ysafe.Merge(updates)
+	merged, err := yref.Merge(updates)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			joiner.Wait()
 
 			r.mu.Lock()
-			r.awaitCompactionLocked()
+			r.awaitJobsLocked()
 			state, err := r.stateLocked()
 			records := r.log.Stats().Records
 			r.mu.Unlock()
@@ -263,9 +264,9 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 			check := func(what string, got ...[]byte) {
 				t.Helper()
 				// Merged first: y-crdt's ApplyUpdate drops a delete whose
-				// target comes in a later update (YCRDT-NOTES bug 1), and
+				// target comes in a later update (docs/y-crdt.md, "Early deletes are lost"), and
 				// concurrent writers append in any order.
-				merged, err := ysafe.Merge(got)
+				merged, err := yref.Merge(got)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -299,11 +300,12 @@ func TestCompactionOffTheLockKeepsEverything(t *testing.T) {
 
 			hub.release(r)
 			hub.Close()
-			l, after, _, err := hub.store.Open("doc")
+			reopened, err := hub.store.Open("doc")
 			if err != nil {
 				t.Fatal(err)
 			}
-			l.Close()
+			reopened.Log.Close()
+			after := reopened.Updates
 			if len(after) != 1 {
 				t.Fatalf("%d records after unload, want 1", len(after))
 			}
@@ -350,15 +352,11 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var records [][]byte
-	for rest := data[len(storage.Header):]; len(rest) > 0; {
-		n, w, err := yproto.ReadVarUint(rest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		records = append(records, rest[w:w+int(n)])
-		rest = rest[w+int(n):]
+	scan := storage.ScanFile(data)
+	if scan.Err != nil || scan.TornAt >= 0 {
+		t.Fatalf("the file after the compaction: %v, torn at %d", scan.Err, scan.TornAt)
 	}
+	records := scan.Updates()
 	if len(records) != 6 {
 		t.Fatalf("%d records after the compaction, want the merged one and the 5 accepted meanwhile", len(records))
 	}
@@ -367,7 +365,7 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 			t.Fatalf("record %d is not the update accepted meanwhile", 1+i)
 		}
 	}
-	merged, err := ysafe.Merge(records)
+	merged, err := yref.Merge(records)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +487,7 @@ func TestJoinsDuringEditsGetTheWholeDocument(t *testing.T) {
 				if step2 != 1 {
 					t.Fatalf("joiner %d got %d step 2 messages", j, step2)
 				}
-				merged, err := ysafe.Merge(got)
+				merged, err := yref.Merge(got)
 				if err != nil {
 					t.Fatal(err)
 				}

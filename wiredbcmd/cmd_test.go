@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/storage"
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -216,7 +216,7 @@ func TestInspectGood(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("%v in %s", err, r.stdout)
 	}
-	merged, err := ysafe.Merge(updates)
+	merged, err := yref.Merge(updates)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestInspectClientsAndDeletes(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
-	merged, _ := ysafe.Merge(updates)
+	merged, _ := yref.Merge(updates)
 	info, err := yproto.ValidateUpdate(merged, yproto.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +392,7 @@ func TestCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	merged, _ := ysafe.Merge(updates)
+	merged, _ := yref.Merge(updates)
 	if len(recs) != 1 || rec.TruncatedBytes != 0 || !bytes.Equal(recs[0], merged) {
 		t.Fatalf("after compaction: %d records", len(recs))
 	}
@@ -461,7 +461,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	orig.expect(t, 0)
 
 	caddy(t, dir, "wiredb", "export", "--update", "-o", "doc.bin", name).expect(t, 0)
-	merged, _ := ysafe.Merge(updates)
+	merged, _ := yref.Merge(updates)
 	if bin, _ := os.ReadFile(filepath.Join(dir, "doc.bin")); !bytes.Equal(bin, merged) {
 		t.Fatal("export --update is not the merged update")
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 )
 
 // TestDiffUpdateMatchesYjs: for every vector, DiffUpdate writes the bytes Yjs's
@@ -24,7 +24,7 @@ func TestDiffUpdateMatchesYjs(t *testing.T) {
 			if !bytes.Equal(got, v.Diff) {
 				t.Fatalf("%s: %x\nYjs: %x", v.Note, got, v.Diff)
 			}
-			viaYCRDT, err := ysafe.Diff(v.Update, v.SV)
+			viaYCRDT, err := yref.Diff(v.Update, v.SV)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func BenchmarkDiffUpdate(b *testing.B) {
 	for _, impl := range []struct {
 		name string
 		diff func(u, sv []byte) ([]byte, error)
-	}{{"native", DiffUpdate}, {"y-crdt", ysafe.Diff}} {
+	}{{"native", DiffUpdate}, {"y-crdt", yref.Diff}} {
 		b.Run(impl.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

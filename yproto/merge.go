@@ -416,7 +416,7 @@ func (m *merger) appendStruct(dst, src []byte, w *pendingStruct) ([]byte, error)
 	if w.offset == 0 {
 		return append(dst, src[s.content:s.end]...), nil
 	}
-	return m.appendContentFrom(dst, src[s.content:s.end], k, w.offset)
+	return m.appendContentFrom(dst, src, s, w.offset)
 }
 
 // droppable is the content whose deleted items CompactUpdates writes as
@@ -514,8 +514,7 @@ func (m *merger) appendOpenContent(src []byte, w *pendingStruct) error {
 		o.count += w.length
 		return nil
 	}
-	r := &m.p
-	r.anyReader = anyReader{reader: reader{buf: src[w.s.content:w.s.end]}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	r := m.readerAt(src, &w.s)
 	if o.ref == refString {
 		str, err := r.readVarBytes("string content")
 		if err != nil {
@@ -594,8 +593,7 @@ const minDroppedPart = 32
 // contentBytes returns how many bytes the content of item s takes from clock offset from
 // to clock offset to: UTF-8 bytes of text, encoded bytes of values.
 func (m *merger) contentBytes(src []byte, s *mergeStruct, from, to uint64) (int, error) {
-	r := &m.p
-	r.anyReader = anyReader{reader: reader{buf: src[s.content:s.end]}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	r := m.readerAt(src, s)
 	ref := s.kind()
 	if ref == refString {
 		str, err := r.readVarBytes("string content")
@@ -652,22 +650,21 @@ func (m *merger) skipValues(ref byte, n uint64) error {
 	return nil
 }
 
-// appendContentFrom writes content of kind ref without its first offset clocks, as Yjs's
-// content.write(encoder, offset) does. Only deleted, string, JSON and Any content is longer
-// than one clock, so only those can be written from an offset.
-func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64) ([]byte, error) {
-	r := &m.p
-	r.anyReader = anyReader{reader: reader{buf: content}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
-	switch ref {
+// appendContentFrom writes the content of item s (in src) without its first offset clocks,
+// as Yjs's content.write(encoder, offset) does. Only deleted, string, JSON and Any content
+// is longer than one clock, so only those can be written from an offset.
+func (m *merger) appendContentFrom(dst, src []byte, s *mergeStruct, offset uint64) ([]byte, error) {
+	r := m.readerAt(src, s)
+	switch ref := s.kind(); ref {
 	case refDeleted:
 		n, err := r.readVarUint("deleted length")
 		return AppendVarUint(dst, n-offset), err
 	case refString:
-		s, err := r.readVarBytes("string content")
+		str, err := r.readVarBytes("string content")
 		if err != nil {
 			return dst, err
 		}
-		rest := appendUTF16Range(nil, s, offset, math.MaxUint64) // only items written from an offset get here
+		rest := appendUTF16Range(nil, str, offset, math.MaxUint64) // only items written from an offset get here
 		return AppendVarBytes(dst, rest), nil
 	case refJSON, refAny:
 		n, err := r.readVarUint("content count")
@@ -678,9 +675,17 @@ func (m *merger) appendContentFrom(dst, content []byte, ref byte, offset uint64)
 			return dst, err
 		}
 		dst = AppendVarUint(dst, n-offset)
-		return append(dst, content[r.pos:]...), nil
+		return append(dst, r.buf[r.pos:]...), nil
 	}
-	return dst, errAt(ErrMalformed, 0, "content ref %d cannot be split", ref)
+	return dst, errAt(ErrMalformed, int(s.content), "content ref %d cannot be split", s.kind())
+}
+
+// readerAt points m.p at the content of item s in src: it reads to the end of the item,
+// and its errors name offsets in src.
+func (m *merger) readerAt(src []byte, s *mergeStruct) *updateParser {
+	r := &m.p
+	r.anyReader = anyReader{reader: reader{buf: src[:s.end], pos: int(s.content)}, maxDepth: defaultMaxDepth, stack: r.stack[:0]}
+	return r
 }
 
 // appendUTF16Range appends the UTF-16 code units offset to offset+length of s, with

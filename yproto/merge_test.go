@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 	"github.com/caddy-wiredb/wiredb/internal/ysafe"
 )
 
@@ -229,7 +230,7 @@ func TestMergeUpdatesIsAssociative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaYCRDT, err := ysafe.Merge(all)
+	viaYCRDT, err := yref.Merge(all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestMergeUpdatesEdgeCases(t *testing.T) {
 // BenchmarkMergeUpdates merges what a room's compaction merges: a snapshot and the 500
 // updates that followed it (compaction_fan_in), and a whole session's updates
 // (session_all), natively and, for the ratio, through y-crdt (the tree of merges that
-// ysafe.Merge runs).
+// yref.Merge runs).
 func BenchmarkMergeUpdates(b *testing.B) {
 	for _, name := range []string{"compaction_fan_in", "session_all"} {
 		var inputs [][]byte
@@ -322,7 +323,7 @@ func BenchmarkMergeUpdates(b *testing.B) {
 		for _, impl := range []struct {
 			name  string
 			merge func([][]byte) ([]byte, error)
-		}{{"native", MergeUpdates}, {"y-crdt", ysafe.Merge}} {
+		}{{"native", MergeUpdates}, {"y-crdt", yref.Merge}} {
 			b.Run(name+"/"+impl.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.ReportMetric(float64(len(inputs)), "inputs")

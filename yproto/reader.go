@@ -47,9 +47,9 @@ func (r *reader) readVarUint(what string) (uint64, error) {
 		r.pos++
 		return v, nil
 	}
-	v, n, err := ReadVarUint(r.buf[r.pos:])
-	if err != nil {
-		return 0, errAt(err, r.pos, "%s", what)
+	v, n, kind := decodeVarUint(r.buf[r.pos:])
+	if kind != nil {
+		return 0, &Error{Kind: kind, Offset: r.pos, Detail: varUintDetail(kind) + ": " + what}
 	}
 	r.pos += n
 	return v, nil

@@ -47,11 +47,6 @@ type UpdateInfo struct {
 	HasSkips bool
 }
 
-// IsEmpty reports whether the update carries neither structs nor deletes.
-func (i UpdateInfo) IsEmpty() bool {
-	return len(i.Structs) == 0 && len(i.Deletes) == 0
-}
-
 // IsEmptyUpdate reports whether u is exactly the empty v1 update (0x00 0x00): no client
 // sections and an empty delete set, as Yjs encodes a document with nothing in it.
 func IsEmptyUpdate(u []byte) bool {

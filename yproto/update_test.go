@@ -30,7 +30,7 @@ func TestValidateUpdateYjsVectors(t *testing.T) {
 			if info.HasSkips != v.HasSkips {
 				t.Errorf("HasSkips = %v, want %v", info.HasSkips, v.HasSkips)
 			}
-			if IsEmptyUpdate(v.Hex) && !info.IsEmpty() {
+			if IsEmptyUpdate(v.Hex) && (len(info.Structs) > 0 || len(info.Deletes) > 0) {
 				t.Errorf("IsEmptyUpdate but UpdateInfo not empty: %+v", info)
 			}
 		})
@@ -352,13 +352,5 @@ func TestValidateUpdateManyClients(t *testing.T) {
 	clients[33] = clients[2]
 	if _, err := ValidateUpdate(build(clients), Limits{}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("duplicate among 40 clients: err = %v, want ErrMalformed", err)
-	}
-}
-
-func TestErrorsNameOffset(t *testing.T) {
-	t.Parallel()
-	_, err := ValidateUpdate(item(refAny).u(1).b(115).end(), Limits{})
-	if err == nil || !strings.Contains(err.Error(), "unknown any tag 115") || !strings.Contains(err.Error(), "at byte 9") {
-		t.Fatalf("err = %v, want it to name the tag and byte 9", err)
 	}
 }

@@ -1,15 +1,16 @@
 // Package ydoc renders the content of a Yjs document, given as one v1 update, as JSON, and
-// builds a document back from that JSON. It is what `caddy wiredb export` and `import`
-// use; the server never renders documents.
+// builds a document back from that JSON. The admin API renders a room with it
+// (GET /wiredb/rooms/<key>), and so do `caddy wiredb inspect`, `export`, `import` and
+// `compact`; the path that serves rooms does not use it.
 //
 // # Safety
 //
 // Every update is validated with yproto.ValidateUpdate first. It is then applied to a fresh
 // y-crdt Doc through internal/ysafe (under recover; y-crdt is never called from here), and
 // the Doc's content is copied out into plain values and rendered by this package. A panic
-// in y-crdt becomes an error. One merged update is applied in one transaction, so edits of
+// in y-crdt becomes an error. All updates are applied in one transaction, so edits of
 // existing XmlElements, which make y-crdt panic when they arrive as separate updates
-// (YCRDT-NOTES.md bug 1), are harmless here.
+// (docs/y-crdt.md, "XmlElement edits panic"), are harmless here.
 //
 // # Output
 //

@@ -17,7 +17,8 @@ func TestEmptyUpdate(t *testing.T) {
 	}
 }
 
-// Bytes y-crdt would die on (YCRDT-NOTES.md §2) never reach it: yproto rejects them.
+// Bytes y-crdt would die on (docs/y-crdt.md, "What crashes or hangs it") never reach it:
+// yproto rejects them.
 func TestMalformedRejectedBeforeYcrdt(t *testing.T) {
 	for _, c := range []struct {
 		name string

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/caddy-wiredb/wiredb/internal/ysafe"
+	"github.com/caddy-wiredb/wiredb/internal/yref"
 )
 
 // The vectors in testdata/vectors.json are written by testdata/gen/gen.mjs with Yjs
@@ -77,7 +77,7 @@ func TestVectors(t *testing.T) {
 			for i, u := range v.Updates {
 				updates[i] = unhex(t, u)
 			}
-			ours, err := ysafe.Merge(updates)
+			ours, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,8 @@ func TestVectors(t *testing.T) {
 }
 
 // Every update of the xml vectors but the first edits an XmlElement that an earlier one
-// created: applied one by one to a live y-crdt Doc, they panic (YCRDT-NOTES.md bug 1).
+// created: applied one by one to a live y-crdt Doc, they panic (docs/y-crdt.md,
+// "XmlElement edits panic").
 // Merged into one update, every prefix of the history renders.
 func TestXmlElementEditsMerged(t *testing.T) {
 	for _, v := range loadVectors(t) {
@@ -117,7 +118,7 @@ func TestXmlElementEditsMerged(t *testing.T) {
 		var updates [][]byte
 		for i, u := range v.Updates {
 			updates = append(updates, unhex(t, u))
-			merged, err := ysafe.Merge(updates)
+			merged, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +143,7 @@ func TestRenderAllMatchesMerged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			merged, err := ysafe.Merge(updates)
+			merged, err := yref.Merge(updates)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,9 +16,10 @@ import (
 // under recover and under docMu.
 
 // docMu serialises every use of a y-crdt Doc. y-crdt has package-level state that its Doc
-// operations write without a lock (GlobalSearchMarkerTimestamp, YCRDT-NOTES.md §3), so two
-// Docs may not be used at once even when they share nothing. Load and Build are for tools
-// (inspection, export, import), not for the serving path.
+// operations write without a lock (GlobalSearchMarkerTimestamp; docs/y-crdt.md, "What
+// crashes or hangs it"), so two Docs may not be used at once even when they share nothing.
+// Load and Build are for the admin API and the tools (inspect, export, import, compact),
+// not for the path that serves rooms.
 var docMu sync.Mutex
 
 // MaxTypeDepth bounds how deeply shared types may nest in a document that Load copies out
@@ -153,9 +154,10 @@ func Load(update []byte) (*Snapshot, error) {
 // LoadAll applies validated updates, in order, to one fresh y-crdt Doc and copies its
 // content out. All of them are applied in one transaction, so y-crdt calls no observer of
 // a type that one of them created; that keeps edits of an XmlElement created by an earlier
-// update clear of YCRDT-NOTES.md bug 1, which panics in that observer call. Deletes of
-// content that only a later update carries are dropped by y-crdt (bug 2): give updates in
-// the order they were made (a room file's order), or merge them first.
+// update clear of the panic in that observer call (docs/y-crdt.md, "XmlElement edits
+// panic"). Deletes of content that only a later update carries are dropped by y-crdt ("Early
+// deletes are lost"): give updates in the order they were made (a room file's order), or
+// merge them first.
 func LoadAll(updates [][]byte) (snap *Snapshot, err error) {
 	docMu.Lock()
 	defer docMu.Unlock()
@@ -417,8 +419,9 @@ type XMLNode struct {
 // with format markers around its runs, as Yjs inserts them.
 //
 // Everything is created in one transaction: y-crdt then calls no observer of a type created
-// in it, which keeps XmlElements clear of YCRDT-NOTES.md bug 1. Numbers that are integers
-// of at most 31 bits are stored as integers and all others as float64, as lib0 writes them.
+// in it, which keeps XmlElements clear of the observer panic (docs/y-crdt.md, "XmlElement
+// edits panic"). Numbers that are integers of at most 31 bits are stored as integers and all
+// others as float64, as lib0 writes them.
 // Callers must check the result (validate, render, compare): y-crdt reports nothing.
 func Build(roots map[string]Root) (update []byte, err error) {
 	docMu.Lock()

@@ -45,7 +45,8 @@ func xmlEditUpdates(t *testing.T) [][]byte {
 	return nil
 }
 
-// Applied one by one to a live Doc, the updates make y-crdt panic (YCRDT-NOTES.md bug 1);
+// Applied one by one to a live Doc, the updates make y-crdt panic (docs/y-crdt.md,
+// "XmlElement edits panic");
 // LoadAll applies them in one transaction and does not.
 func TestLoadAllAvoidsXmlElementObserverPanic(t *testing.T) {
 	updates := xmlEditUpdates(t)

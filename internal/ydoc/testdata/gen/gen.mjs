@@ -244,7 +244,8 @@ add('xml', 'elements, attributes, nested text with formatting, deletes, hooks', 
   const pt = new Y.XmlText('Some bold and linked text')
   p.insert(0, [pt])
   f.insert(0, [h, p])
-  // Edits of elements that already exist: YCRDT-NOTES bug 1, when applied one by one.
+  // Edits of elements that already exist: they make y-crdt panic when applied one by one
+  // (docs/y-crdt.md, "XmlElement edits panic").
   pt.format(5, 4, { bold: {} })
   pt.format(14, 6, { link: { href: 'https://example.com', target: '_blank' } })
   pt.format(0, 4, { em: true })
