@@ -296,7 +296,7 @@ async def test_room_key_is_percent_encoded_in_file_name(make_server):
 
 
 # ----------------------------------------------------------------------------------------
-# 4. Recovery rules of DESIGN.md §5 (the Go server only: WireDB itself refuses such files)
+# 4. Recovery rules (README, "File format"; the Go server only: WireDB itself refuses such files)
 # ----------------------------------------------------------------------------------------
 caddy_only = pytest.mark.skipif(os.environ.get("WIREDB_SERVER", "caddy") != "caddy",
                                 reason="recovery rules are the Go server's (wire-file raises on these files)")
