@@ -93,7 +93,7 @@ func (f *framer) feed(p []byte) error {
 			k := uint64(len(p) - i)
 			if k >= f.remaining {
 				i += int(f.remaining)
-				f.state = framerFirst
+				f.remaining, f.state = 0, framerFirst
 			} else {
 				i = len(p)
 				f.remaining -= k
