@@ -100,9 +100,20 @@ func (c *recConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-func (c *recConn) SetDeadline(t time.Time) error      { c.r.deadline(); return c.Conn.SetDeadline(t) }
-func (c *recConn) SetReadDeadline(t time.Time) error  { c.r.deadline(); return c.Conn.SetReadDeadline(t) }
-func (c *recConn) SetWriteDeadline(t time.Time) error { c.r.deadline(); return c.Conn.SetWriteDeadline(t) }
+func (c *recConn) SetDeadline(t time.Time) error {
+	c.r.deadline()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *recConn) SetReadDeadline(t time.Time) error {
+	c.r.deadline()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *recConn) SetWriteDeadline(t time.Time) error {
+	c.r.deadline()
+	return c.Conn.SetWriteDeadline(t)
+}
 
 func (r *record) deadline() {
 	r.mu.Lock()
