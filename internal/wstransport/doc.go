@@ -17,12 +17,20 @@
 // buffer splits the frame. The lock is a one-slot channel, so that Close
 // can wait for a batch in progress for a bounded time.
 //
-// The seam relies on coder/websocket v1.8.15 behaving as follows (checked by
-// TestCoderWebsocketAssumptions and the tests it names):
-//   - on the server side it writes only through the hijacked bufio.Writer,
+// The seam relies on coder/websocket v1.8.15 behaving as follows on the
+// server side (TestCoderWebsocketAssumptions checks most of it on plain
+// coder/websocket, TestStress the rest through this package):
+//   - it writes only through the hijacked bufio.Writer,
 //     a frame at a time, flushing at the end of each final frame;
 //   - the 101 response does not go through that writer;
 //   - it reads the bytes buffered before the hijack, then the hijacked
 //     connection;
-//   - it sets no deadlines on the connection (its timeouts close it).
+//   - it sets no deadlines on the connection (its timeouts close it);
+//   - Close sends its close frame within 5 s, then waits 5 s for the
+//     peer's, and a pong it fails to write meanwhile ends that wait with
+//     the connection closed and reset, so pings are left unanswered once
+//     Close has begun (AcceptOptions.OnPingReceived).
+//
+// TestCoderWebsocketVersion pins the version: moving it means checking
+// these again.
 package wstransport
