@@ -13,9 +13,14 @@
 // depends on announced sizes.
 //
 // When a data message announces more than the limit, the Guard stops
-// delivering bytes to coder/websocket and closes TooBig; the caller then
-// closes the connection with websocket.StatusMessageTooBig through
-// coder/websocket's own writer, which keeps the outgoing framing intact.
+// delivering bytes to coder/websocket and runs the function given to
+// OnTooBig; the caller then closes the connection with
+// websocket.StatusMessageTooBig.
+//
+// The write side is not watched here. AppendBinaryFrame encodes the frames
+// that a caller writes beside coder/websocket's own; internal/wstransport
+// puts every write to the connection, its own batches and coder/websocket's
+// frames alike, under one write lock.
 //
 // The parser counts announced (wire) lengths. Accept must be called without
 // compression, as it is by default: with permessage-deflate the announced

@@ -30,7 +30,8 @@ var ErrTooBig = fmt.Errorf("wsframe: message too big, reading stopped: %w", net.
 // The bytes of the offending header are not delivered (only bytes before the
 // one that completed its length, so coder/websocket never sees the complete
 // header and never acts on it); the caller is expected to close the
-// connection with websocket.StatusMessageTooBig when TooBig is closed.
+// connection with websocket.StatusMessageTooBig when the function given to
+// OnTooBig runs.
 //
 // A Guard watches one connection: create one per request. Its methods are
 // safe for concurrent use.
@@ -57,7 +58,9 @@ func (g *Guard) OnTooBig(f func()) {
 }
 
 // Conn returns the hijacked connection, unwrapped: writes to it go straight
-// to the peer, as coder/websocket's own writes do. Nil before the hijack.
+// to the peer. Nil before the hijack. A caller that writes to it beside
+// coder/websocket must serialise those writes with coder/websocket's own
+// frames (internal/wstransport does).
 func (g *Guard) Conn() net.Conn {
 	if c := g.hijacked.Load(); c != nil {
 		return *c
@@ -74,16 +77,9 @@ func NewGuard(limit int64) *Guard {
 	return &Guard{limit: limit, tooBig: make(chan struct{})}
 }
 
-// Limit returns the limit given to NewGuard.
-func (g *Guard) Limit() int64 { return g.limit }
-
-// TooBig returns a channel that is closed when a data message announces more
-// than the limit.
-func (g *Guard) TooBig() <-chan struct{} { return g.tooBig }
-
 // Announced returns the announced size of the message that tripped the
-// guard, saturated at math.MaxInt64, or 0 while it has not tripped. Once
-// TooBig is closed the value is final.
+// guard, saturated at math.MaxInt64, or 0 while it has not tripped. It is
+// final by the time the function given to OnTooBig runs.
 func (g *Guard) Announced() int64 { return g.announced.Load() }
 
 func (g *Guard) trip(announced int64) {
@@ -164,15 +160,18 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// with the connection for its whole life, so they are most of what an
 	// idle connection costs. The reader only holds frame headers and small
 	// messages (bufio reads larger ones straight into the caller's
-	// buffer); the writer only control frames and the handshake, when the
-	// caller writes its data frames to the connection itself (Conn).
+	// buffer); the writer only control frames, when the caller writes its
+	// data frames to the connection itself (Conn). net/http has flushed
+	// the 101 response by the time Hijack returns; coder/websocket writes
+	// nothing more of the handshake.
 	brw = bufio.NewReadWriter(bufio.NewReaderSize(c, readBufferSize), bufio.NewWriterSize(nc, writeBufferSize))
 	return c, brw, nil
 }
 
 // Buffer sizes of a hijacked connection; see Hijack. The writer holds the
-// largest control frame, a close frame of 2+2+123 bytes; anything larger
-// than its buffer bufio writes through. (512 bytes cost 2000 idle
+// largest control frame, a close frame of 2+2+123 bytes, so that each of
+// coder/websocket's frames leaves in one write. (internal/wstransport does
+// not depend on that: its write lock spans a frame across writes.) (512 bytes cost 2000 idle
 // connections 0.75 MiB more, in a heap profile.) The reader takes a dozen
 // keystroke-sized frames per read(2); against 1 KiB, 3 alternating runs
 // each measured 13.7 against 14.8 KiB of RSS per idle connection and

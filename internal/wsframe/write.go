@@ -3,10 +3,10 @@ package wsframe
 import "encoding/binary"
 
 // AppendBinaryFrame appends msg as one unfragmented binary frame from a
-// server (RFC 6455 §5.2: FIN set, opcode 2, not masked). Frames built this
-// way and written whole to the connection interleave safely with
-// coder/websocket's own frames (pings, pongs, close), which it also writes
-// whole: a net.Conn's Write is atomic with respect to other Writes.
+// server (RFC 6455 §5.2: FIN set, opcode 2, not masked). Written to a
+// connection that coder/websocket also writes to, such frames must not
+// interleave with its frames (pings, pongs, close): internal/wstransport
+// writes them under the same write lock as coder/websocket's frames.
 func AppendBinaryFrame(dst, msg []byte) []byte {
 	const finBinary = 0x80 | 0x2
 	switch n := len(msg); {
