@@ -67,9 +67,17 @@ type outbound struct {
 	kind    OpKind // OpUpdate, OpAwareness or OpSyncStep2
 	payload []byte
 	// Encodings so far: the sender's own message, relayed as it came when
-	// codecs match, and those made for other codecs.
-	codecs []Codec
-	frames [][]byte
+	// codecs match, and those made for other codecs. Two fit inline, as
+	// many as a room has codecs, so a relay allocates nothing more.
+	n      int
+	codecs [2]Codec
+	frames [2][]byte
+	more   []encoding
+}
+
+type encoding struct {
+	codec Codec
+	frame []byte
 }
 
 // newOutbound returns kind with payload, already encoded as frame for
@@ -77,16 +85,21 @@ type outbound struct {
 func newOutbound(kind OpKind, payload []byte, codec Codec, frame []byte) *outbound {
 	m := &outbound{kind: kind, payload: payload}
 	if frame != nil {
-		m.codecs, m.frames = append(m.codecs, codec), append(m.frames, frame)
+		m.codecs[0], m.frames[0], m.n = codec, frame, 1
 	}
 	return m
 }
 
 // frameFor returns the message encoded for codec.
 func (m *outbound) frameFor(codec Codec) []byte {
-	for i, c := range m.codecs {
-		if c == codec {
+	for i := range m.n {
+		if m.codecs[i] == codec {
 			return m.frames[i]
+		}
+	}
+	for _, e := range m.more {
+		if e.codec == codec {
+			return e.frame
 		}
 	}
 	var frame []byte
@@ -98,6 +111,11 @@ func (m *outbound) frameFor(codec Codec) []byte {
 	case OpSyncStep2:
 		frame = codec.AppendSyncStep2(nil, m.payload)
 	}
-	m.codecs, m.frames = append(m.codecs, codec), append(m.frames, frame)
+	if m.n < len(m.codecs) {
+		m.codecs[m.n], m.frames[m.n] = codec, frame
+		m.n++
+	} else {
+		m.more = append(m.more, encoding{codec, frame})
+	}
 	return frame
 }
