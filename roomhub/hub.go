@@ -16,7 +16,7 @@ type Hub struct {
 	store storage.LogStore
 	opts  atomic.Pointer[Options] // replaced whole by Reconfigure
 
-	ctx    context.Context // cancelled by Close once the grace period ends
+	ctx    context.Context // cancelled by Close: ends the fsync loop
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
@@ -214,6 +214,10 @@ func (h *Hub) Close() error {
 	case <-drained:
 	case <-time.After(h.options().ShutdownTimeout):
 		h.log().Warn("connections still open at shutdown timeout")
+		// Their readers end once their sockets do.
+		for _, r := range rooms {
+			r.cutAll()
+		}
 	}
 	h.cancel()
 	h.background.Wait()

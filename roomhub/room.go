@@ -197,3 +197,13 @@ func (r *room) closeAll(code StatusCode, reason string) {
 		c.close(code, reason)
 	}
 }
+
+// cutAll closes every connection of the room without a handshake (at
+// shutdown, for connections that did not end after their close).
+func (r *room) cutAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		c.t.CloseNow()
+	}
+}

@@ -1,6 +1,7 @@
 package roomhub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -161,8 +162,11 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 func (s *session) run(done chan<- error) {
 	var err error
 	defer s.finish(done, &err)
+	// No context ends a read: the socket's end does (a close, or the
+	// cut at shutdown). A context that every reader shared would be one
+	// channel that every read locks (coder/websocket selects on it).
 	for {
-		typ, msg, rerr := s.c.t.ReadMessage(s.h.ctx)
+		typ, msg, rerr := s.c.t.ReadMessage(context.Background())
 		if rerr != nil {
 			s.readEnded(rerr)
 			return
