@@ -108,7 +108,19 @@ func (e *CorruptRecordError) Unwrap() error { return ErrCorrupt }
 // mid-write leaves one, and readers may cut it) and at anything else it
 // cannot read (Err). An empty file has no header yet and is not an error.
 func ScanFile(data []byte) Scan {
+	var records []Record
+	s := ScanRecords(data, func(r Record) { records = append(records, r) })
+	s.Records = records
+	return s
+}
+
+// ScanRecords is ScanFile for a reader that keeps only part of each
+// record: it hands each whole, valid record to each, in order, and leaves
+// Scan.Records empty. (A big room's file has a record per keystroke, and
+// keeping each one's parse doubled what loading it allocated.)
+func ScanRecords(data []byte, each func(Record)) Scan {
 	s := Scan{TornAt: -1}
+	index := 0 // of the next record
 	if len(data) == 0 {
 		return s
 	}
@@ -136,7 +148,7 @@ func ScanFile(data []byte) Scan {
 	}
 	off := hl
 	corrupt := func(reason string) {
-		s.Err = &CorruptRecordError{Index: len(s.Records), Offset: int64(off), Reason: reason}
+		s.Err = &CorruptRecordError{Index: index, Offset: int64(off), Reason: reason}
 	}
 	for off < len(data) {
 		n, w, err := yproto.ReadVarUint(data[off:])
@@ -169,7 +181,8 @@ func ScanFile(data []byte) Scan {
 			corrupt("its update is invalid: " + err.Error())
 			return s
 		}
-		s.Records = append(s.Records, Record{Offset: int64(off), Update: u, Info: info})
+		each(Record{Offset: int64(off), Update: u, Info: info})
+		index++
 		off = end
 	}
 	return s

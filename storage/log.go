@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/caddy-wiredb/wiredb/yproto"
 )
 
 var (
@@ -175,7 +177,11 @@ func (s *Store) Open(key string) (Opened, error) {
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", path, err))
 	}
-	scan := ScanFile(data)
+	var last yproto.UpdateInfo
+	scan := ScanRecords(data, func(r Record) {
+		o.Updates = append(o.Updates, r.Update)
+		last = r.Info
+	})
 	if scan.Err != nil {
 		return fail(fmt.Errorf("reading %s: %w", path, scan.Err))
 	}
@@ -213,12 +219,12 @@ func (s *Store) Open(key string) (Opened, error) {
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	l := &FileLog{path: path, f: f, size: good, records: len(scan.Records), checkpointBytes: int64(len(Header))}
-	if len(scan.Records) == 1 {
+	l := &FileLog{path: path, f: f, size: good, records: len(o.Updates), checkpointBytes: int64(len(Header))}
+	if len(o.Updates) == 1 {
 		l.checkpointBytes = good
-		o.Snapshot = &scan.Records[0].Info
+		o.Snapshot = &last
 	}
-	o.Log, o.Updates = l, scan.Updates()
+	o.Log = l
 	return o, nil
 }
 
