@@ -118,16 +118,18 @@ func (c *conn) drain(drained chan struct{}) {
 		c.queued = 0
 		c.mu.Unlock()
 
+		// Counted as they are handed to the socket: a client that has
+		// read a message finds it in the metrics.
+		m := c.hub.metrics()
+		for _, msg := range batch {
+			m.Message(Outbound, c.codec.Kind(msg), len(msg))
+		}
 		if err := c.t.WriteMessages(batch, c.hub.options().WriteTimeout); err != nil {
 			c.close(StatusGoingAway, "write failed")
 			c.mu.Lock()
 			c.drained = nil
 			c.mu.Unlock()
 			return
-		}
-		m := c.hub.metrics()
-		for _, msg := range batch {
-			m.Message(Outbound, c.codec.Kind(msg), len(msg))
 		}
 		clear(batch)
 	}
