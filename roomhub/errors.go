@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	// ErrHubClosed is returned by Serve once Close has begun.
+	// ErrHubClosed is returned by Start once Close has begun.
 	ErrHubClosed = errors.New("roomhub: hub closed")
 	errQueueFull = errors.New("roomhub: outbound queue full")
 
@@ -27,8 +27,20 @@ type protocolError struct {
 
 func (e *protocolError) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
 
+// invalid closes with 1007 for input that cannot be read; the reason says
+// what was being read and, from err, what was wrong where.
 func invalid(what string, err error) *protocolError {
-	return &protocolError{StatusInvalidFramePayloadData, truncateReason(what + ": " + errorDetail(err)), RejectMalformed}
+	return decodeFailure(StatusInvalidFramePayloadData, RejectMalformed, what, err)
+}
+
+// rejectUnsupported closes with 1003 for a message the protocol does not
+// define.
+func rejectUnsupported(what string, err error) *protocolError {
+	return decodeFailure(StatusUnsupportedData, RejectUnsupported, what, err)
+}
+
+func decodeFailure(code StatusCode, kind RejectReason, what string, err error) *protocolError {
+	return &protocolError{code, truncateReason(what + ": " + errorDetail(err)), kind}
 }
 
 // errorDetail is what a close reason (123 bytes at most) says of err: for
@@ -40,10 +52,6 @@ func errorDetail(err error) string {
 		return e.Reason()
 	}
 	return err.Error()
-}
-
-func rejectUnsupported(what string, err error) *protocolError {
-	return &protocolError{StatusUnsupportedData, truncateReason(what + ": " + errorDetail(err)), RejectUnsupported}
 }
 
 func storageFailure(err error) *protocolError {

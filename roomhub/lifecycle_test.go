@@ -356,7 +356,7 @@ func TestCompactionKeepsUpdatesAcceptedWhileItRuns(t *testing.T) {
 	if scan.Err != nil || scan.TornAt >= 0 {
 		t.Fatalf("the file after the compaction: %v, torn at %d", scan.Err, scan.TornAt)
 	}
-	records := scan.Updates()
+	records := storage.Updates(scan.Records)
 	if len(records) != 6 {
 		t.Fatalf("%d records after the compaction, want the merged one and the 5 accepted meanwhile", len(records))
 	}
@@ -544,4 +544,38 @@ func applyValidated(r *room, u []byte) error {
 		return err
 	}
 	return r.applyUpdate(nil, u, info, nil, false)
+}
+
+// stubbornTransport is a peer that never answers a close frame: its Close
+// leaves the connection open, so only a cut ends the read.
+type stubbornTransport struct{ *memTransport }
+
+func (stubbornTransport) Close(StatusCode, string) error { return nil }
+
+// Connections still open at the shutdown timeout are cut, so that their
+// readers end and Close does not leave them behind.
+func TestCloseCutsConnectionsLeftAtShutdownTimeout(t *testing.T) {
+	store := openTestStore(t, t.TempDir())
+	hub := New(store, Options{ShutdownTimeout: 100 * time.Millisecond})
+	p := newMemPipe()
+	if err := hub.Start("stuck", stubbornTransport{&memTransport{p: p}}, ConnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := &memClient{p: p}
+	if _, _, err := client.Read(t.Context()); err != nil { // the greeting: it has joined
+		t.Fatal(err)
+	}
+	hub.Close()
+	ended := make(chan struct{})
+	go func() { hub.serving.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection's reader still runs 10 s after Close")
+	}
+	select {
+	case <-p.done:
+	default:
+		t.Fatal("the connection was not cut")
+	}
 }

@@ -34,26 +34,11 @@ type RateLimit struct {
 	BytesPerSecond    float64
 }
 
-// Serve runs one connection in room key until it ends. The caller hands t
-// over and keeps no other use of it; Serve closes it.
-func (h *Hub) Serve(key string, t Transport, co ConnOptions) error {
-	if !h.register(t) {
-		return ErrHubClosed
-	}
-	s, err := h.open(key, t, co)
-	if err != nil {
-		h.serving.Done()
-		return err
-	}
-	done := make(chan error, 1)
-	go s.run(done)
-	return <-done
-}
-
-// Start is Serve on goroutines of the hub's own, and returns at once. An
-// HTTP handler that hands its connection over this way lets its own
-// goroutine end, with the deep stack a request handler has grown. Close
-// waits for these connections as for Serve calls.
+// Start runs one connection in room key, on goroutines of the hub's own,
+// and returns at once. The caller hands t over and keeps no other use of
+// it; the hub closes it. An HTTP handler that hands its connection over
+// this way lets its own goroutine end, with the deep stack a request
+// handler has grown. Close waits for these connections.
 func (h *Hub) Start(key string, t Transport, co ConnOptions) error {
 	if !h.register(t) {
 		return ErrHubClosed
@@ -64,7 +49,7 @@ func (h *Hub) Start(key string, t Transport, co ConnOptions) error {
 			h.serving.Done()
 			return
 		}
-		go s.run(nil)
+		go s.run()
 	}()
 	return nil
 }
@@ -154,14 +139,13 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 }
 
 // run reads and handles the connection's messages until it ends, then
-// closes it, leaves the room and reports to done (if not nil). It runs on a
+// closes it and leaves the room. It runs on a
 // goroutine of its own, and keeps its frames small: while the connection is
 // idle, this goroutine, parked in ReadMessage, is most of what it costs, and
 // Go halves an idle goroutine's stack only while less than a quarter of it
 // is in use.
-func (s *session) run(done chan<- error) {
-	var err error
-	defer s.finish(done, &err)
+func (s *session) run() {
+	defer s.finish()
 	// No context ends a read: the socket's end does (a close, or the
 	// cut at shutdown). A context that every reader shared would be one
 	// channel that every read locks (coder/websocket selects on it).
@@ -173,7 +157,6 @@ func (s *session) run(done chan<- error) {
 		}
 		if perr := s.handleMessage(typ, msg); perr != nil {
 			s.c.close(perr.code, perr.reason)
-			err = perr
 			return
 		}
 	}
@@ -197,14 +180,13 @@ func (s *session) readEnded(err error) {
 // deferred call, so it also recovers a panic in reading or handling a
 // message (one recover for the connection's life rather than a deferred
 // call per message), which closes only this connection.
-func (s *session) finish(done chan<- error, err *error) {
+func (s *session) finish() {
 	h, r, c := s.h, s.r, s.c
 	if v := recover(); v != nil {
 		h.log().Error("panic while serving a connection", zap.String("room", r.key),
 			zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 		h.metrics().Rejected(RejectInternal)
 		c.close(StatusInternalError, "internal error")
-		*err = fmt.Errorf("panic: %v", v)
 	}
 	r.leave(c)
 	c.close(StatusInternalError, "internal error") // no-op if closed with a reason
@@ -212,9 +194,6 @@ func (s *session) finish(done chan<- error, err *error) {
 	<-c.closed
 	h.metrics().ConnClosed()
 	h.serving.Done()
-	if done != nil {
-		done <- *err
-	}
 }
 
 // handleMessage handles one inbound message and returns how to close the
@@ -239,7 +218,7 @@ func (s *session) handleMessage(typ MessageType, msg []byte) (perr *protocolErro
 		// is the client's problem and could flood the log.
 		level := zapcore.DebugLevel
 		switch perr.kind {
-		case RejectRateLimit, RejectDocumentSize, RejectTooBig:
+		case RejectRateLimit, RejectDocumentSize:
 			level = zapcore.WarnLevel
 		}
 		if ce := h.log().Check(level, "closing connection"); ce != nil {

@@ -81,9 +81,9 @@ func (s *Scan) End(fileSize int64) int64 {
 }
 
 // Updates are the records' updates.
-func (s *Scan) Updates() [][]byte {
-	us := make([][]byte, len(s.Records))
-	for i, r := range s.Records {
+func Updates(records []Record) [][]byte {
+	us := make([][]byte, len(records))
+	for i, r := range records {
 		us[i] = r.Update
 	}
 	return us

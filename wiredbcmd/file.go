@@ -71,13 +71,7 @@ func (f *roomFile) tornError() error {
 		f.path, f.tornBytes(), f.tornAt)
 }
 
-func (f *roomFile) updates() [][]byte {
-	us := make([][]byte, len(f.records))
-	for i, r := range f.records {
-		us[i] = r.Update
-	}
-	return us
-}
+func (f *roomFile) updates() [][]byte { return storage.Updates(f.records) }
 
 // fileProblem is why a file cannot be read, naming it.
 type fileProblem struct {
