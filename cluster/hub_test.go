@@ -234,11 +234,19 @@ func TestHubRepairsLostSubscription(t *testing.T) {
 	ca.send(t, yproto.AppendSyncUpdate(nil, update(1)))
 	waitFor(t, 5*time.Second, "the first update", func() bool { return stateOf(t, cb.updates())[1] != 0 })
 	rc := srv.client(t)
-	// Cut b's subscription and keep writing while it reconnects.
+	// Cut b's subscription and write once while it reconnects (it waits at
+	// least 50 ms): only the repair on resubscription can bring update 2.
 	if err := rc.Do(ctx(t), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	for i := uint64(2); i <= 50; i++ {
+	ca.send(t, yproto.AppendSyncUpdate(nil, update(2)))
+	waitFor(t, 10*time.Second, "b's client to get the update sent while its hub was unsubscribed",
+		func() bool { return stateOf(t, cb.updates())[2] != 0 })
+	// Again, writing on: a later batch shows the gap, which is repaired too.
+	if err := rc.Do(ctx(t), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(3); i <= 50; i++ {
 		ca.send(t, yproto.AppendSyncUpdate(nil, update(i)))
 		time.Sleep(time.Millisecond)
 	}

@@ -298,6 +298,14 @@ func TestCheckpointLeaseAndCompareAndSet(t *testing.T) {
 	if _, err := ra.Checkpoint(ctx(t), merged10, 15); err != roomhub.ErrNotLeaseHolder {
 		t.Fatalf("stale a: %v", err)
 	}
+	// A holder that took the lease, wrote its file and then stalled past
+	// its lease: its compare-and-set fails on the lease alone (seq 25 is
+	// newer than the committed 20).
+	res, err := commitCheckpointScript.Run(ctx(t), a.client, ra.(*room).keys("meta", "log", "lease"),
+		ra.(*room).epoch, "a", "doc@00000000000000000025-00000000.y", "25").Slice()
+	if err != nil || res[0].(int64) != 0 {
+		t.Fatalf("compare-and-set by a server without the lease: %v, %v", res, err)
+	}
 	time.Sleep(400 * time.Millisecond)
 	if cp, err := ra.Checkpoint(ctx(t), merged10, 15); err != roomhub.ErrStaleCheckpoint || cp != 20 {
 		t.Fatalf("a with the lease again but older state: %d, %v", cp, err)
