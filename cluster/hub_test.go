@@ -318,4 +318,3 @@ func TestHubAwarenessAcrossInstances(t *testing.T) {
 		return false
 	})
 }
-

@@ -152,11 +152,11 @@ func update(client uint64) []byte {
 	b := yproto.AppendVarUint(nil, 1) // one client
 	b = yproto.AppendVarUint(b, 1)    // one struct
 	b = yproto.AppendVarUint(b, client)
-	b = yproto.AppendVarUint(b, 0)                // clock
-	b = append(b, 4)                              // info: ContentString, no origins, parent is a root name
-	b = append(b, 1)                              // parentYKey follows
+	b = yproto.AppendVarUint(b, 0)               // clock
+	b = append(b, 4)                             // info: ContentString, no origins, parent is a root name
+	b = append(b, 1)                             // parentYKey follows
 	b = append(b, 4, 't', 'e', 'x', 't', 1, 'x') // "text", content "x"
-	return append(b, 0)                           // empty delete set
+	return append(b, 0)                          // empty delete set
 }
 
 func ctx(t *testing.T) context.Context {
