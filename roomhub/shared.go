@@ -54,7 +54,7 @@ func (r *room) loadShared() error {
 	defer cancel()
 	shared, st, err := r.hub.cluster.Join(ctx, r.key, roomSink{r})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errSharedLoad, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,7 +74,8 @@ func (r *room) loadShared() error {
 	r.seq, r.cpSeq = st.Seq, st.CheckpointSeq
 	if err := r.foldLocked(); err != nil {
 		r.closeLocked()
-		return fmt.Errorf("merging room %q from %s: %w", r.key, shared.Where(), err)
+		shared.Leave()
+		return fmt.Errorf("%w: merging room %q from %s: %w", errSharedLoad, r.key, shared.Where(), err)
 	}
 	r.applyRemoteAwarenessLocked(st.Awareness, time.Now())
 	// Batches delivered while the state was read.
