@@ -87,8 +87,8 @@ func (r *room) loadShared() error {
 func (r *room) deliver(b Batch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.broken || r.loaded && b.Seq <= r.seq {
-		return
+	if r.broken || r.loaded && b.Seq <= r.seq || !r.loaded && r.shared != nil {
+		return // (the last: unloaded, and left)
 	}
 	if len(r.waiting) >= maxWaitingBatches {
 		r.breakLocked("fell too far behind the cluster's shared log: reconnect to resync", nil)
@@ -263,11 +263,9 @@ func (r *room) appendShared(t ticket) {
 			return
 		}
 		r.mu.Unlock()
-		start := time.Now()
 		ctx, cancel := r.hub.sharedContext()
 		_, err := r.shared.Append(ctx, batch)
 		cancel()
-		r.hub.metrics().Appended(time.Since(start))
 		if err == nil {
 			continue
 		}
@@ -328,14 +326,18 @@ func (r *room) runSharedCheckpoint(job *compaction) error {
 				err = fmt.Errorf("panic: %v", v)
 			}
 		}()
+		ctx, cancel := r.hub.sharedContext()
+		defer cancel()
+		// The lease first: a server without it merges nothing.
+		if err := r.shared.AcquireLease(ctx); err != nil {
+			return nil, 0, err
+		}
 		if merged, err = mergeState(job.parts); err != nil {
 			return nil, 0, err
 		}
 		if _, err := yproto.ValidateUpdate(merged, yproto.Limits{}); err != nil {
 			return nil, 0, fmt.Errorf("merged update: %w", err)
 		}
-		ctx, cancel := r.hub.sharedContext()
-		defer cancel()
 		cpSeq, err = r.shared.Checkpoint(ctx, merged, job.seq)
 		return merged, cpSeq, err
 	}()
@@ -400,7 +402,9 @@ func (r *room) checkpointNow() error {
 // checkpoint, if this hub gets the lease, and leaves the room. Called by
 // unload with no job running.
 func (r *room) unloadSharedLocked() {
-	if r.sinceCPRecords > 0 && !r.broken {
+	// Not while the cluster is unreachable: a stop would wait for a
+	// timeout per room, and the stream keeps the updates anyway.
+	if r.sinceCPRecords > 0 && !r.broken && r.hub.cluster.Healthy() == nil {
 		if job := r.checkpointJobLocked(); job != nil {
 			r.mu.Unlock()
 			err := r.runSharedCheckpoint(job)
@@ -418,7 +422,7 @@ func (r *room) unloadSharedLocked() {
 // publishAwareness sends entries this hub's clients set to the other hubs.
 // A failure is logged: presence is not worth a connection.
 func (r *room) publishAwareness(entries []yproto.AwarenessEntry) {
-	if r.shared == nil || len(entries) == 0 {
+	if r.shared == nil || len(entries) == 0 || r.hub.cluster.Healthy() != nil {
 		return
 	}
 	ctx, cancel := r.hub.sharedContext()
