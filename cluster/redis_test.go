@@ -306,12 +306,12 @@ func TestCheckpointLeaseAndCompareAndSet(t *testing.T) {
 	if cp, err := checkpoint(rb, merged20, 20); err != nil || cp != 20 {
 		t.Fatalf("b's checkpoint after a's lease expired: %d, %v", cp, err)
 	}
-	// a, stale, goes on: its compare-and-set fails on the lease, and its
-	// file is removed.
-	if _, err := ra.Checkpoint(ctx(t), merged10, 15); err != roomhub.ErrNotLeaseHolder {
+	// a, stale, goes on with its older state: refused.
+	if _, err := ra.Checkpoint(ctx(t), merged10, 15); err != roomhub.ErrStaleCheckpoint {
 		t.Fatalf("stale a: %v", err)
 	}
-	// With a newer seq than the committed one, the lease alone stops it.
+	// With a newer seq than the committed one, the lease alone stops it
+	// (in the compare-and-set), and its file is removed.
 	if _, err := ra.Checkpoint(ctx(t), merged20, 25); err != roomhub.ErrNotLeaseHolder {
 		t.Fatalf("a without the lease, newer seq: %v", err)
 	}
