@@ -273,6 +273,16 @@ func (r *room) AcquireLease(ctx context.Context) error {
 	return nil
 }
 
+// ReleaseLease gives up the room's lease if this server holds it, so that
+// another server that still has the room can checkpoint it at once.
+func (r *room) ReleaseLease(ctx context.Context) error {
+	if err := releaseLeaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance).Err(); err != nil {
+		r.c.m.RedisError("lease")
+		return err
+	}
+	return nil
+}
+
 // Checkpoint writes merged as a new checkpoint file, and commits it with a
 // compare-and-set (on the lease and the sequence) that also trims the
 // stream. A checkpoint that did not commit is removed; superseded ones are

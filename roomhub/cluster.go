@@ -50,6 +50,8 @@ type SharedRoom interface {
 	// AcquireLease takes or renews the room's checkpoint lease; it
 	// returns ErrNotLeaseHolder if another server holds it.
 	AcquireLease(ctx context.Context) error
+	// ReleaseLease gives the lease up if this hub holds it.
+	ReleaseLease(ctx context.Context) error
 	// Checkpoint stores merged, the room's state up to seq, as the room's
 	// checkpoint, if this hub still holds the room's checkpoint lease and
 	// no checkpoint at or after seq exists; the log then drops what it

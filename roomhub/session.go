@@ -133,6 +133,8 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 		if errors.Is(err, errRoomFull) {
 			h.metrics().Rejected(RejectRoomLimit)
 			c.close(StatusTryAgainLater, "room full")
+		} else if errors.Is(err, errRoomBroken) {
+			c.close(StatusTryAgainLater, "room lost its place in the cluster's shared log: reconnect to resync")
 		} else {
 			c.close(StatusInternalError, "room unavailable")
 		}

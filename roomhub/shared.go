@@ -150,8 +150,12 @@ func (r *room) applyBatchLocked(b Batch) {
 func (r *room) startRepairLocked() {
 	t, ok := r.beginLocked(jobRepair)
 	if !ok {
+		// The running repair may have read the log before what this
+		// one is for: it runs again when it ends.
+		r.repairAgain = true
 		return
 	}
+	r.repairAgain = false
 	go r.repair(t, r.seq)
 }
 
@@ -185,6 +189,9 @@ func (r *room) repair(t ticket, after uint64) {
 		return
 	}
 	r.applyWaitingLocked()
+	if r.repairAgain {
+		r.startRepairLocked()
+	}
 }
 
 // resubscribed repairs what the room may have missed while its
@@ -414,6 +421,12 @@ func (r *room) unloadSharedLocked() {
 					zap.String("room", r.key), zap.Error(err))
 			}
 		}
+	}
+	if !r.broken && r.hub.cluster.Healthy() == nil {
+		ctx, cancel := r.hub.sharedContext()
+		// Another server that still has the room checkpoints it next.
+		_ = r.shared.ReleaseLease(ctx)
+		cancel()
 	}
 	r.shared.Leave()
 	r.waiting = nil
