@@ -525,3 +525,39 @@ func TestPublishedBatchRoundTrips(t *testing.T) {
 		t.Fatalf("%+v %v", b, err)
 	}
 }
+
+// A repair that reads the stream to its end while appends go on never
+// takes a batch appended after its read for a trimmed one.
+func TestRangeDuringAppendsIsNeverTrimmed(t *testing.T) {
+	srv := startRedis(t)
+	a := newTestRedis(t, srv, "a", Options{}).ForDir(t.TempDir())
+	r, _, err := a.Join(ctx(t), "doc", &sink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 400 {
+			r.Append(context.Background(), []roomhub.SharedUpdate{{Update: update(uint64(i + 1))}})
+		}
+	}()
+	ranges := 0
+	for after := uint64(0); ; ranges++ {
+		select {
+		case <-done:
+			if ranges < 10 {
+				t.Logf("only %d ranges overlapped the appends", ranges)
+			}
+			return
+		default:
+		}
+		bs, err := r.Range(ctx(t), after)
+		if err != nil {
+			t.Fatalf("range after %d, nothing trimmed: %v", after, err)
+		}
+		if len(bs) > 0 {
+			after = bs[len(bs)-1].Seq
+		}
+	}
+}

@@ -206,29 +206,38 @@ func (r *room) Append(ctx context.Context, updates []roomhub.SharedUpdate) (uint
 	return seq, nil
 }
 
-// Range reads the stream after batch after.
+// Range reads the stream after batch after, with the room's last seq in
+// the same transaction: read apart, an append landing in between would
+// make a stream that was read to its end look trimmed.
 func (r *room) Range(ctx context.Context, after uint64) ([]roomhub.Batch, error) {
-	res, err := r.c.client.XRange(ctx, r.c.key(r.key, "log"), strconv.FormatUint(after+1, 10)+"-0", "+").Result()
+	var xr *redis.XMessageSliceCmd
+	var last *redis.StringCmd
+	_, err := r.c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		xr = p.XRange(ctx, r.c.key(r.key, "log"), strconv.FormatUint(after+1, 10)+"-0", "+")
+		last = p.HGet(ctx, r.c.key(r.key, "meta"), "seq")
+		return nil
+	})
 	if err != nil {
 		r.c.m.RedisError("range")
 		return nil, err
 	}
-	batches, err := batchesOf(res)
+	seq, err := last.Uint64()
+	if err != nil {
+		return nil, fmt.Errorf("room metadata: %w", err)
+	}
+	batches, err := batchesOf(xr.Val())
 	if err != nil {
 		return nil, err
 	}
 	if len(batches) > 0 && batches[0].Seq != after+1 {
 		return nil, fmt.Errorf("%w: batch %d (the stream starts at %d)", roomhub.ErrTrimmed, after+1, batches[0].Seq)
 	}
-	if len(batches) == 0 {
-		seq, err := r.c.client.HGet(ctx, r.c.key(r.key, "meta"), "seq").Uint64()
-		if err != nil {
-			r.c.m.RedisError("range")
-			return nil, err
-		}
-		if seq > after {
-			return nil, fmt.Errorf("%w: batches %d..%d", roomhub.ErrTrimmed, after+1, seq)
-		}
+	end := after
+	if len(batches) > 0 {
+		end = batches[len(batches)-1].Seq
+	}
+	if seq > end {
+		return nil, fmt.Errorf("%w: batches %d..%d", roomhub.ErrTrimmed, end+1, seq)
 	}
 	r.c.m.GapRepaired(len(batches))
 	return batches, nil

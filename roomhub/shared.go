@@ -50,7 +50,7 @@ func (h *Hub) sharedContext() (context.Context, context.CancelFunc) {
 // loadShared joins the room in the cluster and reads its state. It runs
 // before the room is ready, like load.
 func (r *room) loadShared() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*r.hub.cluster.Timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), r.hub.cluster.Timeout())
 	defer cancel()
 	shared, st, err := r.hub.cluster.Join(ctx, r.key, roomSink{r})
 	if err != nil {
