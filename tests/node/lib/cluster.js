@@ -373,7 +373,15 @@ export class Cluster {
 
   static async start (o) {
     const c = new Cluster(o)
-    try { await c.start() } catch (e) { c.dumpLogs('start-up failed'); await c.close(); throw e }
+    try {
+      await c.start()
+    } catch (e) {
+      // an instance that failed to start has printed its own log already
+      for (const s of c.instances) if (s.running) s.dumpLog(`instance ${s.name} log (cluster start-up failed)`, 15000)
+      if (c.redis) c.redis.dumpLog('redis log (cluster start-up failed)')
+      await c.close()
+      throw e
+    }
     return c
   }
 
