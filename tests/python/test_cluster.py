@@ -31,7 +31,10 @@ from helpers import (
 from pycrdt import Doc
 from test_interop import node_peer_or_skip, peer_result, start_peer
 
-pytestmark = pytest.mark.skipif(server_kind() != "caddy", reason="cluster mode belongs to the Caddy module")
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(server_kind() != "caddy", reason="cluster mode belongs to the Caddy module"),
+]
 
 
 @pytest.fixture
