@@ -25,6 +25,7 @@ import path from 'node:path'
 import * as Y from 'yjs'
 import { TestServer, freePort, httpRequest } from './server.js'
 import { parseWireFile } from './wirefile.js'
+import { tryUpgrade, closeWs } from './access.js'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -413,9 +414,28 @@ export class Cluster {
       srv.name = name
       this.instances.push(srv)
     }
-    // in parallel: each waits for its own port
+    // in parallel: each waits for its own port, then until it takes WebSocket clients
     await Promise.all(this.instances.map((s) => s.start()))
+    await Promise.all(this.instances.map((s) => this.waitReady(s)))
     return this
+  }
+
+  /**
+   * Waits (bounded) until `srv` upgrades a WebSocket (an instance answers 503 until its
+   * subscription to Redis is in place); sets srv.readyMs (time from now) and
+   * srv.readyRefusals (the refusals seen: [status, body]). Uses the room `ready-probe`.
+   */
+  async waitReady (srv, timeout = 15000) {
+    const t0 = Date.now()
+    srv.readyRefusals = []
+    while (true) {
+      let r
+      try { r = await tryUpgrade(srv.roomUrl('ready-probe'), { timeout: 5000 }) } catch (e) { r = { open: false, status: 0, body: e.message } }
+      if (r.open) { await closeWs(r.ws); srv.readyMs = Date.now() - t0; return srv.readyMs }
+      srv.readyRefusals.push([r.status, (r.body || '').trim()])
+      if (Date.now() - t0 > timeout) throw new Error(`instance ${srv.name} did not take a WebSocket client within ${timeout} ms: ${JSON.stringify(srv.readyRefusals.slice(-3))}`)
+      await sleep(25)
+    }
   }
 
   get a () { return this.instances[0] }
