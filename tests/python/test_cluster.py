@@ -48,6 +48,42 @@ def redis(tmp_path: Path):
     r.stop()
 
 
+def upgrade_status(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
+    """A hand-made WebSocket upgrade; returns (HTTP status, status line + body start)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n"
+                   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    text = data.decode(errors="replace")
+    return int(text.split(" ", 2)[1]), text.replace("\r\n", " | ")[:200]
+
+
+def wait_ready(srv, timeout: float = 15.0) -> float:
+    """Waits until the instance upgrades a WebSocket (it answers 503 until its subscription to
+    Redis is in place); returns the seconds that took."""
+    import time
+
+    t0 = time.monotonic()
+    last = ""
+    while time.monotonic() - t0 < timeout:
+        try:
+            status, last = upgrade_status(srv.port, f"/{srv.ws_id('ready-probe')}")
+            if status == 101:
+                return time.monotonic() - t0
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.025)
+    raise AssertionError(f"instance on port {srv.port} took no WebSocket client within {timeout}s: {last}")
+
+
 def cluster_lines(redis: RedisProcess, name: str) -> list[str]:
     return [
         "compact 5",  # frequent checkpoints
@@ -63,6 +99,8 @@ async def test_wiredb_client_and_yjs_converge_across_instances(make_server, redi
     shared = tmp_path / "shared-data"
     a = make_server(data_dir=shared, wiredb_lines=cluster_lines(redis, "a")).start()
     b = make_server(data_dir=shared, wiredb_lines=cluster_lines(redis, "b")).start()
+    for srv in (a, b):
+        print(f"instance on port {srv.port} took WebSocket clients {wait_ready(srv):.2f}s after listening")
     room = f"pycluster-{uuid.uuid4().hex[:8]}"
 
     async with connected(a.port, a.ws_id(room)) as client:
@@ -106,6 +144,7 @@ async def test_wiredb_client_and_yjs_converge_across_instances(make_server, redi
     a.stop()
     b.stop()
     b.start()
+    wait_ready(b)
     async with connected(b.port, b.ws_id(room)) as again:
         await wait_until(lambda: snapshot(again.doc) == final, what="the restarted instance to serve the room")
     b.stop()
