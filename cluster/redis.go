@@ -173,6 +173,7 @@ func New(opts Options) (*Redis, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = nopMetrics{}
 	}
+	redisLoggerOnce.Do(func() { redis.SetLogger(zapPrintf{opts.Logger.Named("go-redis")}) })
 	ro.ContextTimeoutEnabled = true
 	ro.DialTimeout = opts.Timeout
 	ro.ReadTimeout = opts.Timeout
@@ -193,6 +194,17 @@ func New(opts Options) (*Redis, error) {
 	go c.subscribeLoop()
 	go c.healthLoop()
 	return c, nil
+}
+
+// go-redis logs through one logger per process; the first client's zap
+// logger takes it (at debug level: the client's own errors are logged
+// where they matter, with what they mean).
+var redisLoggerOnce sync.Once
+
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(_ context.Context, format string, v ...any) {
+	z.l.Debug(fmt.Sprintf(format, v...))
 }
 
 func defaultInstance() string {
@@ -363,12 +375,14 @@ func (c *Redis) newSession() (*redis.PubSub, uint64) {
 		}
 	}
 	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	defer cancel()
+	// Errors show in receive too. The ping's answer tells receive that
+	// the connection is up without waiting for a message.
 	if len(names) > 0 {
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
-		// An error shows in receive too.
 		_ = ps.Subscribe(ctx, names...)
-		cancel()
 	}
+	_ = ps.Ping(ctx)
 	return ps, session
 }
 

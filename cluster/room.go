@@ -255,24 +255,39 @@ func (r *room) PublishAwareness(ctx context.Context, entries []yproto.AwarenessE
 	return nil
 }
 
-// Checkpoint takes or renews the room's lease, writes merged as a new
-// checkpoint file, and commits it with a compare-and-set that also trims
-// the stream. A checkpoint that did not commit is removed; superseded ones
-// are removed after the grace period.
-func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint64, error) {
+// AcquireLease takes or renews the room's checkpoint lease.
+func (r *room) AcquireLease(ctx context.Context) error {
 	lease, err := leaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance,
 		strconv.FormatInt(r.c.opts.Lease.Milliseconds(), 10)).Int()
 	if err != nil {
 		r.c.m.RedisError("lease")
-		return 0, err
+		return err
 	}
 	switch lease {
 	case 0:
-		return 0, roomhub.ErrNotLeaseHolder
+		return roomhub.ErrNotLeaseHolder
 	case 2:
 		r.c.m.LeaseChanged()
 		r.c.log.Info("took the checkpoint lease of a room", zap.String("room", r.key))
 	}
+	return nil
+}
+
+// ReleaseLease gives up the room's lease if this server holds it, so that
+// another server that still has the room can checkpoint it at once.
+func (r *room) ReleaseLease(ctx context.Context) error {
+	if err := releaseLeaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance).Err(); err != nil {
+		r.c.m.RedisError("lease")
+		return err
+	}
+	return nil
+}
+
+// Checkpoint writes merged as a new checkpoint file, and commits it with a
+// compare-and-set (on the lease and the sequence) that also trims the
+// stream. A checkpoint that did not commit is removed; superseded ones are
+// removed after the grace period.
+func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint64, error) {
 	cpSeq, err := r.c.client.HGet(ctx, r.c.key(r.key, "meta"), "cpseq").Uint64()
 	if err != nil {
 		r.c.m.RedisError("checkpoint")
