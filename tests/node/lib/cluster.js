@@ -400,7 +400,10 @@ export class Cluster {
   async start () {
     const redisDir = path.join(this.tmpDir, 'redis')
     fs.mkdirSync(redisDir, { recursive: true })
-    this.redis = new RedisServer({ dir: redisDir })
+    // WIREDB_CLUSTER_REDIS_ARGS: more redis-server options for every cluster (later ones win),
+    // e.g. '--appendonly no' to see the durability tests fail against a Redis that forgets
+    const extra = (process.env.WIREDB_CLUSTER_REDIS_ARGS || '').split(/\s+/).filter(Boolean).map((a) => (a === "''" ? '' : a))
+    this.redis = new RedisServer({ dir: redisDir, extraArgs: extra })
     await this.redis.start()
     for (const name of this.names) {
       const srv = new TestServer({
