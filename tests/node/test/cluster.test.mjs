@@ -230,10 +230,16 @@ test('cluster harness: our redis-server keeps what it acknowledged across kill -
   }
 })
 
-test('cluster 1: 10 clients x 100 random edits over three instances converge (toJSON and state vectors)', { timeout: 90000, skip: SKIP }, withCluster({}, async (t, cl) => {
+test('cluster 1: 10 clients x 100 random edits over three instances converge (toJSON and state vectors), relayed in Redis order', { timeout: 90000, skip: SKIP }, withCluster({ wiredbDirectives: ['compact 100000'] }, async (t, cl) => {
   const room = freshRoom('conv')
-  const clients = []
+  const clients = []; const watchers = []
   try {
+    // a raw connection per instance: the updates it relays, in the order it relays them
+    for (const srv of cl.instances) {
+      const w = await openRaw(srv.roomUrl(room))
+      w.srv = srv
+      watchers.push(w)
+    }
     for (let i = 0; i < 10; i++) clients.push(await connectOn(cl.instances[i % 3], room, `c${i}`))
     const gen = prng.create(SEED + 1)
     const editors = clients.map((c, i) => editorOf(c, SEED * 100 + i))
@@ -257,6 +263,26 @@ test('cluster 1: 10 clients x 100 random edits over three instances converge (to
 
     // Redis holds the same document (checkpoint + stream), independently of the server
     const d = await durable(cl, room, 'after convergence')
+    // every instance relays in Redis's order: the updates a watcher got are stream entries, in
+    // the stream's order (no checkpoint here: compact 100000)
+    // (two clients deleting the same item send byte-equal updates: equal bytes are matched to
+    // their entries in stream order)
+    const indexOf = () => {
+      const q = new Map()
+      d.entries.forEach((e, i) => { const h = Buffer.from(e.fields.u).toString('hex'); if (!q.has(h)) q.set(h, []); q.get(h).push(i) })
+      return (u) => { const l = q.get(Buffer.from(u).toString('hex')); return l && l.length ? l.shift() : undefined }
+    }
+    for (const w of watchers) {
+      await waitFor(() => w.messages.filter((m) => m.type === 'sync' && m.sub === 'update').length >= d.entries.length, { timeout: 10000, message: `the watcher on ${w.srv.name} to get every update` }).catch(() => {})
+      const lookup = indexOf()
+      const got = w.messages.filter((m) => m.type === 'sync' && m.sub === 'update').map((m) => lookup(m.payload))
+      const unknown = got.filter((i) => i === undefined).length
+      const known = got.filter((i) => i !== undefined)
+      const outOfOrder = known.findIndex((v, i) => i > 0 && v <= known[i - 1])
+      t.diagnostic(`watcher on ${w.srv.name}: ${got.length} updates relayed, ${d.entries.length} stream entries, ${unknown} not byte-equal to an entry`)
+      assert.equal(outOfOrder, -1, `instance ${w.srv.name} relayed stream entry ${known[outOfOrder]} after ${known[outOfOrder - 1]}`)
+      assert.equal(known.length, d.entries.length, `instance ${w.srv.name} relayed each stream entry once, as stored (${known.length} of ${d.entries.length}; ${unknown} relayed updates match no entry)`)
+    }
     assert.equal(docDiff(clients[0].doc, d.doc), null, `durable state (${d.describe}) equals the clients' doc`)
     assert.ok(Number(d.meta.seq) > 0, `meta.seq advanced: ${JSON.stringify(d.meta)}`)
     for (const e of d.entries) assert.match(e.id, /^\d+-\d+$/)
@@ -270,6 +296,7 @@ test('cluster 1: 10 clients x 100 random edits over three instances converge (to
       assert.ok(metricSum(m, 'wiredb_cluster_redis_rtt_seconds_count') > 0, `${srv.name}: wiredb_cluster_redis_rtt_seconds observed (${fmtMetrics(m)})`)
     }
   } finally {
+    for (const w of watchers) await w.end()
     await destroyAll(clients)
   }
 }))
@@ -521,6 +548,46 @@ test('cluster 5b: Redis hung (SIGSTOP) for 10 s: writers closed 1011, then new u
     if (early && early.open) await closeWs(early.ws)
     if (traffic) await traffic.stop()
     await destroyAll([...(cw ? cw.all : []), ...fresh])
+  }
+}))
+
+test('cluster 5c: subscription connections cut (CLIENT KILL TYPE pubsub) under traffic: repaired from the stream, no client closed', { timeout: 90000, skip: SKIP }, withCluster({}, async (t, cl) => {
+  const room = freshRoom('subcut')
+  let cw; let traffic; let late
+  try {
+    cw = await crowd(cl, room)
+    traffic = new Traffic(cw.writers, SEED + 57).start()
+    const gen = prng.create(SEED + 57)
+    let killed = 0
+    for (let i = 0; i < 5; i++) {
+      await sleep(400 + prng.int32(gen, 0, 400))
+      killed += await cl.redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    }
+    t.diagnostic(`${killed} subscription connections cut during ${traffic.edits} edits`)
+    assert.ok(killed >= 5, `the instances' subscription connections were cut (${killed})`)
+    await sleep(1000)
+    await traffic.stop()
+    // evidence for a failed repair: the stream's batches (never trimmed here: compact 1000)
+    const st = await cl.roomState(room)
+    const seqs = new Set(st.entries.map((e) => e.id.split('-')[0]))
+    const holes = []
+    for (let q = Number(st.entries.length ? st.entries[0].id.split('-')[0] : 1); q <= Number(st.meta.seq); q++) if (!seqs.has(String(q))) holes.push(q)
+    t.diagnostic(`meta ${JSON.stringify(st.meta)}; stream ${st.entries.length} entries from ${st.entries[0] && st.entries[0].id} to ${st.entries.length && st.entries[st.entries.length - 1].id}; batches missing: ${holes.length ? holes.slice(0, 10).join(',') : 'none'}`)
+    await waitConverged(cw.all, { timeout: 30000, message: 'every client to converge after the cuts' })
+    for (const c of cw.all) assert.equal(c.sessions.length, 0, `${c.name} (on ${c.srvName}) was closed by a subscription loss shorter than subscription_grace: ${JSON.stringify(c.sessions)}`)
+    assertArrayHolds(cw.all[0].doc, traffic.pushed(), 'after the cuts')
+    late = await connectOn(cl.c, room, 'late-c')
+    assert.equal(docDiff(cw.all[0].doc, late.doc), null, 'a new client gets the same document')
+    let repaired = 0
+    for (const srv of cl.instances) {
+      const m = await metricsOf(srv)
+      t.diagnostic(`metrics ${srv.name}: ${fmtMetrics(m)}`)
+      repaired += metricSum(m, 'wiredb_cluster_gaps_repaired_total') || 0
+    }
+    t.diagnostic(`gaps repaired: ${repaired}`)
+  } finally {
+    if (traffic) await traffic.stop()
+    await destroyAll([...(cw ? cw.all : []), late])
   }
 }))
 
