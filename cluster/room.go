@@ -459,21 +459,24 @@ func decodeAwarenessMessage(p string) (string, []yproto.AwarenessEntry, error) {
 }
 
 // decodeAwarenessHash returns the entries of the awareness hash renewed
-// within roomhub.AwarenessTimeout.
-func decodeAwarenessHash(v any, now time.Time) []yproto.AwarenessEntry {
+// within roomhub.AwarenessTimeout, with the time they were.
+func decodeAwarenessHash(v any, now time.Time) []roomhub.SharedAwareness {
 	list, _ := v.([]any)
-	var entries []yproto.AwarenessEntry
+	var entries []roomhub.SharedAwareness
 	for i := 0; i+1 < len(list); i += 2 {
 		msStr, update, ok := strings.Cut(asString(list[i+1]), " ")
 		ms, err := strconv.ParseInt(msStr, 10, 64)
-		if !ok || err != nil || now.Sub(time.UnixMilli(ms)) > roomhub.AwarenessTimeout {
+		renewed := time.UnixMilli(ms)
+		if !ok || err != nil || now.Sub(renewed) > roomhub.AwarenessTimeout {
 			continue
 		}
 		es, err := yproto.DecodeAwarenessUpdate([]byte(update), 0)
 		if err != nil {
 			continue
 		}
-		entries = append(entries, es...)
+		for _, e := range es {
+			entries = append(entries, roomhub.SharedAwareness{AwarenessEntry: e, Renewed: renewed})
+		}
 	}
 	return entries
 }
@@ -482,5 +485,3 @@ func decodeAwarenessHash(v any, now time.Time) []yproto.AwarenessEntry {
 func removeFile(dir, name string) {
 	_ = os.Remove(filepath.Join(dir, name))
 }
-
-var _ roomhub.Cluster = (*Rooms)(nil)

@@ -84,7 +84,14 @@ type SharedState struct {
 	Seq uint64
 	// Awareness are the entries hubs published and renewed within
 	// AwarenessTimeout.
-	Awareness []yproto.AwarenessEntry
+	Awareness []SharedAwareness
+}
+
+// SharedAwareness is an awareness entry as the shared log keeps it: the
+// entry and when a hub last published it.
+type SharedAwareness struct {
+	yproto.AwarenessEntry
+	Renewed time.Time
 }
 
 // Batch is what one Append added to the shared log.

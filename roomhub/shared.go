@@ -77,7 +77,9 @@ func (r *room) loadShared() error {
 		shared.Leave()
 		return fmt.Errorf("%w: merging room %q from %s: %w", errSharedLoad, r.key, shared.Where(), err)
 	}
-	r.applyRemoteAwarenessLocked(st.Awareness, time.Now())
+	for _, a := range st.Awareness {
+		r.applyRemoteAwarenessLocked([]yproto.AwarenessEntry{a.AwarenessEntry}, a.Renewed)
+	}
 	// Batches delivered while the state was read.
 	r.applyWaitingLocked()
 	return nil
