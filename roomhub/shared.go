@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -248,13 +249,20 @@ func (r *room) queueAppendLocked(from *conn, update []byte) (*ticket, error) {
 }
 
 // appendShared is the group append: it appends what waits in the outbox as
-// one batch, outside the room lock, and repeats until nothing waits. The
+// one batch, outside the room lock, and repeats until nothing waits. One
+// runs per room at a time (the jobCommit slot), so batches keep the order
+// in which the room queued their updates. The
 // updates are relayed when the log delivers them back. If the log does not
 // take a batch, its senders are closed with 1011, so that they resend it
 // when they reconnect.
 func (r *room) appendShared(t ticket) {
 	ended := false
 	defer func() {
+		// A goroutine of its own: a panic must not take the server down.
+		if v := recover(); v != nil {
+			r.hub.log().Error("panic while appending to the cluster's shared log", zap.String("room", r.key),
+				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+		}
 		if !ended {
 			r.mu.Lock()
 			r.endLocked(t)
