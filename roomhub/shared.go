@@ -257,11 +257,16 @@ func (r *room) queueAppendLocked(from *conn, update []byte) (*ticket, error) {
 // when they reconnect.
 func (r *room) appendShared(t ticket) {
 	ended := false
+	var froms []*conn // the senders of the batch on its way
 	defer func() {
 		// A goroutine of its own: a panic must not take the server down.
+		// The batch's senders resend it when they reconnect.
 		if v := recover(); v != nil {
 			r.hub.log().Error("panic while appending to the cluster's shared log", zap.String("room", r.key),
 				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			for _, c := range froms {
+				c.close(StatusInternalError, "internal error")
+			}
 		}
 		if !ended {
 			r.mu.Lock()
@@ -271,7 +276,8 @@ func (r *room) appendShared(t ticket) {
 	}()
 	for {
 		r.mu.Lock()
-		batch, froms := r.outbox, r.outboxFrom
+		var batch []SharedUpdate
+		batch, froms = r.outbox, r.outboxFrom
 		r.outbox, r.outboxFrom, r.outboxBytes = nil, nil, 0
 		if len(batch) == 0 {
 			r.endLocked(t)
