@@ -149,6 +149,8 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 			h.InsecureSkipOriginCheck = true
 		case "jwt":
 			err = parseJWT(d, h)
+		case "cluster":
+			err = parseCluster(d, h)
 		default:
 			return d.Errf("unknown subdirective '%s'", name)
 		}
@@ -330,5 +332,74 @@ func parseJWT(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 		return d.Err("jwt: key is required")
 	}
 	h.JWT = j
+	return nil
+}
+
+// parseCluster reads
+//
+//	cluster redis {
+//		url redis://[user:password@]host:port/db   (rediss:// for TLS)
+//		key_prefix <prefix>
+//		instance_id <name>
+//		timeout <duration>
+//		subscription_grace <duration>
+//		lease <duration>
+//		checkpoint_grace <duration>
+//	}
+func parseCluster(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if !d.NextArg() {
+		return d.Err("cluster: a backend is required: cluster redis { url redis://host:6379/0 }")
+	}
+	if d.Val() != "redis" {
+		return d.Errf("cluster: unknown backend '%s': want redis", d.Val())
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := &caddymodule.Cluster{Backend: "redis"}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("cluster: duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "url":
+			c.URL, err = oneArg(d)
+			if err == nil && !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") &&
+				!strings.HasPrefix(c.URL, "{") {
+				return d.Errf("cluster: url '%s': want redis:// or rediss://", c.URL)
+			}
+		case "key_prefix":
+			c.KeyPrefix, err = oneArg(d)
+			if err == nil && strings.ContainsAny(c.KeyPrefix, "{}") {
+				return d.Errf("cluster: key_prefix '%s' must not contain { or }", c.KeyPrefix)
+			}
+		case "instance_id":
+			c.InstanceID, err = oneArg(d)
+			if err == nil && strings.ContainsAny(c.InstanceID, " /") {
+				return d.Errf("cluster: instance_id '%s' must not contain spaces or '/'", c.InstanceID)
+			}
+		case "timeout":
+			c.Timeout, err = durationArg(d)
+		case "subscription_grace":
+			c.SubscriptionGrace, err = durationArg(d)
+		case "lease":
+			c.Lease, err = durationArg(d)
+		case "checkpoint_grace":
+			c.CheckpointGrace, err = durationArg(d)
+		default:
+			return d.Errf("cluster: unknown subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if c.URL == "" {
+		return d.Err("cluster: url is required")
+	}
+	h.Cluster = c
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,11 @@ type Handler struct {
 	RateLimitMessages float64 `json:"rate_limit_messages,omitempty"`
 	RateLimitBytes    int64   `json:"rate_limit_bytes,omitempty"`
 
+	// Cluster, when set, serves the rooms together with other Caddy
+	// instances through Redis (docs/cluster.md). Every instance must share
+	// DataDir (a shared filesystem), where checkpoints go.
+	Cluster *Cluster `json:"cluster,omitempty"`
+
 	// Runtime state.
 	hubKey string
 	hub    *roomhub.Hub
@@ -151,12 +157,25 @@ type hubEntry struct{ *sharedHub }
 type sharedHub struct {
 	hub *roomhub.Hub
 
+	// The cluster settings the hub was created with (nil: none), and its
+	// use of the clusters pool. They cannot change while the hub lives.
+	cluster    *Cluster
+	clusterKey string
+
 	mu       sync.Mutex
 	loadedBy context.Context // the caddy.Context of the config that set opts
 	opts     roomhub.Options // without Logger
 }
 
-func (e hubEntry) Destruct() error { return e.hub.Close() }
+// Destruct closes the hub, then releases its cluster client: the hub's
+// last checkpoints need it.
+func (e hubEntry) Destruct() error {
+	err := e.hub.Close()
+	if e.clusterKey != "" {
+		_, _ = clusters.Delete(e.clusterKey)
+	}
+	return err
+}
 
 // Provision sets defaults and loads or creates the hub of the data directory.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -185,14 +204,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("resolving data directory: %w", err)
 	}
 	h.hubKey = abs
+	if h.Cluster != nil {
+		if err := sharedClusterMetrics().register(ctx.GetMetricsRegistry()); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	val, loaded, err := hubs.LoadOrNew(abs, func() (caddy.Destructor, error) {
+		withLogger := opts
+		withLogger.Logger = h.logger.Named("hub")
+		withLogger.Metrics = sharedMetrics()
+		if h.Cluster != nil {
+			return h.newClusterHub(ctx, abs, opts, withLogger)
+		}
 		store, err := storage.OpenStore(abs)
 		if err != nil {
 			return nil, err
 		}
-		withLogger := opts
-		withLogger.Logger = h.logger.Named("hub")
-		withLogger.Metrics = sharedMetrics()
 		hub := roomhub.New(store, withLogger)
 		h.logger.Info("opened data directory", zap.String("data_dir", abs), zap.String("fsync", opts.Fsync.Mode.String()))
 		return hubEntry{&sharedHub{hub: hub, loadedBy: ctx.Context, opts: opts}}, nil
@@ -204,6 +231,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hub = shared.hub
 	if loaded {
 		// On an error Caddy runs Cleanup, which releases the hub.
+		if !sameCluster(shared.cluster, h.Cluster) {
+			return fmt.Errorf("data_dir %s: its cluster settings differ from the running ones (of this config or the "+
+				"one before a reload); a hub cannot change its cluster while it runs: restart Caddy", abs)
+		}
 		if err := shared.configure(ctx, opts, h.logger); err != nil {
 			return fmt.Errorf("data_dir %s: %w", abs, err)
 		}
@@ -222,6 +253,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	return nil
+}
+
+// newClusterHub creates the hub of data directory abs in cluster mode.
+func (h *Handler) newClusterHub(ctx caddy.Context, abs string, opts, withLogger roomhub.Options) (caddy.Destructor, error) {
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, err
+	}
+	rc, key, err := acquireCluster(h.Cluster, abs, h.logger, opts.Fsync.Mode)
+	if err != nil {
+		return nil, err
+	}
+	hub := roomhub.New(nil, withLogger)
+	hub.SetCluster(rc.ForDir(abs), rc.Instance())
+	h.logger.Info("opened data directory for checkpoints", zap.String("data_dir", abs))
+	cfg := *h.Cluster
+	return hubEntry{&sharedHub{hub: hub, loadedBy: ctx.Context, opts: opts, cluster: &cfg, clusterKey: key}}, nil
+}
+
+// sameCluster reports whether two cluster settings are the same.
+func sameCluster(a, b *Cluster) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // configure applies the settings of a handler provisioned after the hub
@@ -314,6 +369,11 @@ func (h *Handler) Validate() error {
 	if _, err := h.fsyncPolicy(); err != nil {
 		return err
 	}
+	if h.Cluster != nil {
+		if err := h.Cluster.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -340,6 +400,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.checkRoomKey(key); err != nil {
 		// The reason goes in the body: a client can't see it otherwise.
 		http.Error(w, "invalid room key: "+err.Error(), http.StatusBadRequest)
+		return nil
+	}
+	if err := h.hub.Healthy(); err != nil {
+		// Fail closed: a join now could not be kept in sync with the
+		// other instances.
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "room service unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return nil
 	}
 	readOnly := h.ReadOnly

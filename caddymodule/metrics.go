@@ -87,10 +87,15 @@ func newPromMetrics() *promMetrics {
 
 // register adds the collectors to a config's registry.
 func (m *promMetrics) register(reg *prometheus.Registry) error {
+	return registerAll(reg, m.collector)
+}
+
+// registerAll adds collectors to a config's registry, once.
+func registerAll(reg *prometheus.Registry, collectors []prometheus.Collector) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range m.collector {
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -49,8 +49,8 @@ func (r *room) info() (RoomInfo, bool) {
 		TailBytes:      r.tailBytes,
 		TailUpdates:    len(r.tail),
 		PendingUpdates: len(r.pending),
-		FileBytes:      r.log.Stats().Bytes,
-		Path:           r.log.Name(),
+		FileBytes:      r.storedBytes(),
+		Path:           r.where(),
 		LastUpdate:     r.lastUpdate,
 	}, true
 }
@@ -63,7 +63,7 @@ func (h *Hub) withRoom(key string, f func(*room) error) error {
 	_, loaded := h.rooms[key]
 	h.mu.Unlock()
 	if !loaded {
-		exists, err := h.store.Exists(key)
+		exists, err := h.roomExists(key)
 		if err != nil {
 			return err
 		}
@@ -104,6 +104,9 @@ const compactWait = 5 * time.Second
 // CompactRoom compacts the room's file now.
 func (h *Hub) CompactRoom(key string) error {
 	return h.withRoom(key, func(r *room) error {
+		if h.cluster != nil {
+			return r.checkpointNow()
+		}
 		deadline := time.Now().Add(compactWait)
 		for {
 			done, err := r.compactIfIdle()
@@ -150,4 +153,15 @@ func (h *Hub) CloseRoom(key, reason string) (int, error) {
 		c.close(StatusServiceRestart, reason)
 	}
 	return n, nil
+}
+
+// roomExists reports whether key has a stored room (in cluster mode, state
+// in the shared log), without creating one.
+func (h *Hub) roomExists(key string) (bool, error) {
+	if h.cluster != nil {
+		ctx, cancel := h.sharedContext()
+		defer cancel()
+		return h.cluster.Exists(ctx, key)
+	}
+	return h.store.Exists(key)
 }

@@ -3,6 +3,7 @@ package roomhub
 import (
 	"bytes"
 	"sort"
+	"time"
 
 	"github.com/caddy-wiredb/wiredb/yproto"
 )
@@ -18,13 +19,16 @@ import (
 type awarenessState struct {
 	clock uint64
 	state []byte // JSON object; nil once removed
-	owner *conn  // the connection that set it last
+	owner *conn  // the connection that set it last; nil for another hub's client
+	// renewed is when another hub last published the entry (owner nil).
+	renewed time.Time
 }
 
 // applyAwareness records the entries that are newer than what the room
 // knows and relays them to every connection when any was. msg is relayed as
 // it came if every entry was allowed; otherwise only the allowed ones are.
-func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, msg *outbound) {
+// In cluster mode it returns the entries to publish to the other hubs.
+func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, msg *outbound) (publish []yproto.AwarenessEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changed := false
@@ -65,21 +69,28 @@ func (r *room) applyAwareness(from *conn, entries []yproto.AwarenessEntry, msg *
 		from.awarenessIDs[e.ClientID] = struct{}{}
 	}
 	if !changed {
-		return
+		return nil
 	}
 	if allowed != nil {
 		msg = newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, allowed), nil, nil)
+	}
+	if r.shared != nil {
+		publish = entries
+		if allowed != nil {
+			publish = allowed
+		}
 	}
 	// To the sender too, as y-websocket's server does: a y-websocket client
 	// drops a connection that received nothing for 30 s, and its own 15 s
 	// awareness renewal echoed back is what keeps a lone client connected.
 	r.broadcastLocked(msg, nil)
+	return publish
 }
 
 // removeAwarenessOfLocked deletes the entries c set and broadcasts their
 // removal, with their current clock and a null state (receivers accept an
-// equal-clock removal).
-func (r *room) removeAwarenessOfLocked(c *conn) {
+// equal-clock removal). It returns the removals.
+func (r *room) removeAwarenessOfLocked(c *conn) []yproto.AwarenessEntry {
 	var removed []yproto.AwarenessEntry
 	for id := range c.awarenessIDs {
 		st := r.awareness[id]
@@ -94,6 +105,7 @@ func (r *room) removeAwarenessOfLocked(c *conn) {
 	if len(removed) > 0 {
 		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, removed), nil, nil), nil)
 	}
+	return removed
 }
 
 // awarenessUpdateLocked encodes every current awareness state, or returns

@@ -33,7 +33,11 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, ms
 		r.runCompaction(job)
 	}
 	if commit != nil {
-		r.commitPending(*commit)
+		if r.hub.cluster != nil {
+			r.appendShared(*commit)
+		} else {
+			r.commitPending(*commit)
+		}
 	}
 	return err
 }
@@ -56,6 +60,11 @@ func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, ms
 	}
 	if max := r.hub.options().MaxDocumentSize; max > 0 && r.sizeLocked()+int64(len(update)) > max {
 		return nil, nil, errDocumentTooLarge
+	}
+	if r.shared != nil {
+		// Relayed when the shared log delivers it back (shared.go).
+		commit, err := r.queueAppendLocked(from, update)
+		return commit, nil, err
 	}
 	if msg == nil {
 		msg = newOutbound(OpUpdate, update, nil, nil)
@@ -160,7 +169,7 @@ func (r *room) acceptLocked(update []byte, msg *outbound, from *conn) {
 // sizeLocked is the document's size as stored: the merged snapshot plus
 // every update since, including those waiting for an fsync.
 func (r *room) sizeLocked() int64 {
-	n := int64(len(r.snapshot) + r.tailBytes)
+	n := int64(len(r.snapshot) + r.tailBytes + r.outboxBytes)
 	for _, p := range r.pending {
 		n += int64(len(p.update))
 	}
@@ -169,6 +178,9 @@ func (r *room) sizeLocked() int64 {
 
 // trackFileSizeLocked reports the change of the log's size to Metrics.
 func (r *room) trackFileSizeLocked() {
+	if r.log == nil {
+		return
+	}
 	size := r.log.Stats().Bytes
 	r.hub.metrics().FileBytes(size - r.fileBytes)
 	r.fileBytes = size
@@ -180,7 +192,7 @@ func (r *room) syncLog() {
 	r.mu.Lock()
 	_, ok := r.beginLocked(jobNone)
 	r.mu.Unlock()
-	if !ok || r.log.Unsynced() == 0 {
+	if !ok || r.log == nil || r.log.Unsynced() == 0 {
 		return
 	}
 	start := time.Now()

@@ -22,6 +22,12 @@ type compaction struct {
 	upTo  storage.Position // the log's end when parts were taken
 	parts [][]byte         // the snapshot and the first n updates of the tail
 	n     int
+
+	// In cluster mode: the last batch of the shared log in parts, and the
+	// updates after the room's checkpoint that parts hold.
+	seq     uint64
+	records int
+	bytes   int64
 }
 
 // compactionDueLocked returns a compaction for the caller to run (with

@@ -19,6 +19,7 @@ import (
 // between pings. Every write goes through the Transport, which keeps frames
 // whole however the writes of the drain, the pings and the close interleave.
 type conn struct {
+	id       uint64 // unique in its hub
 	t        Transport
 	codec    Codec
 	readOnly bool
@@ -44,6 +45,7 @@ type conn struct {
 
 func newConn(t Transport, codec Codec, readOnly bool, hub *Hub) *conn {
 	return &conn{
+		id:       hub.connIDs.Add(1),
 		t:        t,
 		codec:    codec,
 		readOnly: readOnly,

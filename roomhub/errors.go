@@ -16,6 +16,12 @@ var (
 	errTooManyRooms     = errors.New("roomhub: too many rooms")
 	errRoomFull         = errors.New("roomhub: room full")
 	errDocumentTooLarge = errors.New("roomhub: document size limit")
+	errRoomBroken       = errors.New("roomhub: room no longer follows the shared log")
+	errSharedLogBusy    = errors.New("roomhub: too many updates waiting for the shared log")
+	// ErrRoomReset is returned by a SharedRoom when the room's state in
+	// the cluster was reset (e.g. Redis lost its data) since the hub
+	// joined it.
+	ErrRoomReset = errors.New("roomhub: room reset in the shared log")
 )
 
 // protocolError closes a connection with a WebSocket status and a reason.
@@ -57,6 +63,12 @@ func errorDetail(err error) string {
 func storageFailure(err error) *protocolError {
 	if errors.Is(err, errQueueFull) {
 		return &protocolError{StatusTryAgainLater, "client too slow: outbound queue full", RejectSlowClient}
+	}
+	if errors.Is(err, errSharedLogBusy) {
+		return &protocolError{StatusTryAgainLater, "server busy: the cluster's shared log is slow", RejectInternal}
+	}
+	if errors.Is(err, errRoomBroken) {
+		return &protocolError{StatusTryAgainLater, "room lost its place in the cluster's shared log: reconnect to resync", RejectInternal}
 	}
 	if errors.Is(err, errDocumentTooLarge) {
 		return &protocolError{StatusPolicyViolation, "update refused: document size limit reached", RejectDocumentSize}

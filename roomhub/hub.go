@@ -24,7 +24,16 @@ type Hub struct {
 	closed bool
 
 	serving    sync.WaitGroup // one per Serve call
-	background sync.WaitGroup // the fsync loop
+	background sync.WaitGroup // the fsync loop, and the awareness loop in cluster mode
+
+	connIDs atomic.Uint64
+
+	// Cluster mode (cluster.go): set by SetCluster before use.
+	cluster  Cluster
+	instance string
+	// detached are rooms that broke (shared.go) and left h.rooms while
+	// connections still held them.
+	detached map[*room]struct{}
 }
 
 // New returns a Hub storing rooms' logs in store.
@@ -67,6 +76,16 @@ func (h *Hub) acquire(key string) (*room, error) {
 			return nil, ErrHubClosed
 		}
 		r := h.rooms[key]
+		if r != nil && !r.unloading && r.isBroken() {
+			// A fresh load replaces it; it unloads once its last
+			// connection is gone.
+			delete(h.rooms, key)
+			if h.detached == nil {
+				h.detached = make(map[*room]struct{})
+			}
+			h.detached[r] = struct{}{}
+			r = nil
+		}
 		if r != nil && r.unloading {
 			// Wait until its file is closed, then load it afresh.
 			ch := r.unloaded
@@ -87,8 +106,8 @@ func (h *Hub) acquire(key string) (*room, error) {
 			r.loadErr = r.load()
 			if r.loadErr == nil {
 				h.metrics().RoomLoaded(time.Since(start))
-				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.log.Name()),
-					zap.Int64("bytes", r.log.Stats().Bytes), zap.Duration("took", time.Since(start)))
+				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.where()),
+					zap.Int64("bytes", r.storedBytes()), zap.Duration("took", time.Since(start)))
 			}
 			close(r.ready)
 		} else {
@@ -125,7 +144,11 @@ func (h *Hub) release(r *room) {
 	// late (it already fired) finds a newer generation and does nothing.
 	r.idleGen++
 	gen := r.idleGen
-	r.idleTimer = time.AfterFunc(h.options().IdleUnload, func() { h.unloadIdle(r, gen) })
+	idle := h.options().IdleUnload
+	if r.isBroken() {
+		idle = 0 // a fresh load serves its key already
+	}
+	r.idleTimer = time.AfterFunc(idle, func() { h.unloadIdle(r, gen) })
 }
 
 func (h *Hub) unloadIdle(r *room, gen uint64) {
@@ -144,6 +167,7 @@ func (h *Hub) unloadIdle(r *room, gen uint64) {
 	if h.rooms[r.key] == r {
 		delete(h.rooms, r.key)
 	}
+	delete(h.detached, r)
 	close(r.unloaded)
 	h.mu.Unlock()
 }
@@ -202,9 +226,19 @@ func (h *Hub) Close() error {
 			r.idleTimer = nil
 		}
 	}
+	var detached []*room
+	for r := range h.detached {
+		if r.idleTimer != nil {
+			r.idleTimer.Stop()
+			r.idleTimer = nil
+		}
+		if !r.unloading {
+			detached = append(detached, r)
+		}
+	}
 	h.mu.Unlock()
 
-	rooms := h.loadedRooms()
+	rooms := append(h.loadedRooms(), detached...)
 	for _, r := range rooms {
 		r.closeAll(StatusGoingAway, "server shutting down")
 	}

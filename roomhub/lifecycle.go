@@ -14,6 +14,9 @@ import (
 // storage. It runs before the room is ready, with no other goroutine
 // using the room.
 func (r *room) load() error {
+	if r.hub.cluster != nil {
+		return r.loadShared()
+	}
 	opened, err := r.hub.store.Open(r.key)
 	if err != nil {
 		return err
@@ -58,6 +61,13 @@ func (r *room) unload() {
 	if !r.loaded {
 		return
 	}
+	if r.shared != nil {
+		r.unloadSharedLocked()
+		r.closeLocked()
+		r.hub.metrics().RoomUnloaded()
+		r.hub.log().Info("unloaded room", zap.String("room", r.key))
+		return
+	}
 	// Updates still waiting for an fsync (left by a commit that panicked)
 	// are in the log: keep them.
 	for _, p := range r.pending {
@@ -75,12 +85,32 @@ func (r *room) unload() {
 
 // closeLocked closes the log and drops the document.
 func (r *room) closeLocked() {
-	if err := r.log.Close(); err != nil {
-		r.hub.log().Error("closing room file", zap.String("room", r.key), zap.Error(err))
+	if r.log != nil {
+		if err := r.log.Close(); err != nil {
+			r.hub.log().Error("closing room file", zap.String("room", r.key), zap.Error(err))
+		}
 	}
 	r.loaded = false
 	r.snapshot, r.tail, r.stateVector, r.coverage, r.fullStep2 = nil, nil, nil, nil, nil
 	r.tailBytes = 0
 	r.hub.metrics().FileBytes(-r.fileBytes)
 	r.fileBytes = 0
+}
+
+// where names where the room is stored: its file, or in cluster mode its
+// checkpoint.
+func (r *room) where() string {
+	if r.shared != nil {
+		return r.shared.Where()
+	}
+	return r.log.Name()
+}
+
+// storedBytes is the size of the room's file (0 in cluster mode, where the
+// shared log holds what follows the checkpoint).
+func (r *room) storedBytes() int64 {
+	if r.log == nil {
+		return 0
+	}
+	return r.log.Stats().Bytes
 }

@@ -65,6 +65,20 @@ type room struct {
 	awareness map[uint64]*awarenessState
 
 	fileBytes int64 // the log's size as last reported to Metrics
+
+	// Cluster mode (shared.go); log is nil then.
+	shared         SharedRoom
+	seq            uint64           // the last batch of the shared log applied
+	cpSeq          uint64           // the last batch the room's checkpoint covers
+	sinceCPRecords int              // updates applied after the checkpoint
+	sinceCPBytes   int64            // and their bytes
+	cpRetryAt      int              // sinceCPRecords before a checkpoint is tried again
+	waiting        map[uint64]Batch // delivered ahead of a gap, or while loading
+	outbox         []SharedUpdate   // this hub's updates waiting to be appended
+	outboxFrom     []*conn          // their senders
+	outboxBytes    int
+	byID           map[uint64]*conn // connections by id, to skip a sender
+	broken         bool             // the room gave up following the log (breakLocked)
 }
 
 func newRoom(h *Hub, key string) *room {
@@ -100,7 +114,8 @@ type job uint8
 const (
 	jobNone       job = iota // no slot: any number may run at once
 	jobCommit                // group commit: fsync, then relay (commit.go)
-	jobCompaction            // merge and rewrite the log (compaction.go)
+	jobCompaction            // merge and rewrite the log (compaction.go), or checkpoint (shared.go)
+	jobRepair                // fetch batches missed from the shared log (shared.go)
 	numJobs
 )
 
@@ -158,6 +173,12 @@ func (r *room) join(c *conn) error {
 		return err
 	}
 	r.conns[c] = struct{}{}
+	if r.shared != nil {
+		if r.byID == nil {
+			r.byID = make(map[uint64]*conn)
+		}
+		r.byID[c.id] = c
+	}
 	c.enqueue(c.codec.AppendSyncStep1(nil, sv))
 	if aw := r.awarenessUpdateLocked(); aw != nil {
 		c.enqueue(c.codec.AppendAwareness(nil, aw))
@@ -165,12 +186,15 @@ func (r *room) join(c *conn) error {
 	return nil
 }
 
-// leave removes c and broadcasts the removal of the awareness states it set.
+// leave removes c and broadcasts the removal of the awareness states it set
+// (in cluster mode, to the other hubs too).
 func (r *room) leave(c *conn) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.conns, c)
-	r.removeAwarenessOfLocked(c)
+	delete(r.byID, c.id)
+	removed := r.removeAwarenessOfLocked(c)
+	r.mu.Unlock()
+	r.publishAwareness(removed)
 }
 
 // broadcastLocked queues msg for every connection but except, encoded for

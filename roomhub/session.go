@@ -287,7 +287,7 @@ func (s *session) handle(msg []byte) *protocolError {
 			}
 			return nil
 		}
-		r.applyAwareness(c, entries, newOutbound(OpAwareness, op.Payload, c.codec, msg))
+		r.publishAwareness(r.applyAwareness(c, entries, newOutbound(OpAwareness, op.Payload, c.codec, msg)))
 	case OpQueryAwareness:
 		if err := r.sendAwareness(c); err != nil {
 			return storageFailure(err)

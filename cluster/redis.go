@@ -1,0 +1,553 @@
+// Package cluster implements roomhub's shared log on Redis: a stream per
+// room holds its updates in order, a channel per room fans them out to
+// every server, and WireDB checkpoint files in a shared directory hold what
+// the stream was trimmed of. docs/cluster.md explains the design.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wiredb/wiredb/roomhub"
+)
+
+// Defaults of Options.
+const (
+	DefaultKeyPrefix         = "wiredb"
+	DefaultTimeout           = 5 * time.Second
+	DefaultSubscriptionGrace = 5 * time.Second
+	DefaultLease             = 30 * time.Second
+	// DefaultCheckpointGrace is how long a superseded checkpoint file is
+	// kept: a server that read the room's metadata just before may still
+	// be opening it.
+	DefaultCheckpointGrace = time.Minute
+)
+
+// pingInterval is how often the client checks Redis (and measures its
+// round trip); silenceLimit is how long the subscription may hear nothing,
+// pings included, before it is given up and made anew.
+const (
+	pingInterval = time.Second
+	silenceLimit = 3 * time.Second
+)
+
+// Options configure a Redis cluster client.
+type Options struct {
+	// URL is a redis:// or rediss:// (TLS) URL; user and password go in it.
+	URL string
+	// KeyPrefix starts every key and channel name. Default "wiredb".
+	KeyPrefix string
+	// Instance names this server in the cluster; it must be unique
+	// among the servers. Default: host name, process id and random digits.
+	Instance string
+	// Timeout bounds one Redis operation. Default 5s.
+	Timeout time.Duration
+	// SubscriptionGrace is how long the subscription may be lost before
+	// the rooms' clients are closed with 1013 to resync. Default 5s.
+	SubscriptionGrace time.Duration
+	// Lease is how long a server keeps the right to checkpoint a room
+	// after it last did. Default 30s.
+	Lease time.Duration
+	// CheckpointGrace is how long superseded checkpoint files are kept.
+	// Default 1m.
+	CheckpointGrace time.Duration
+
+	Logger  *zap.Logger
+	Metrics Metrics
+}
+
+// Metrics receives the cluster's counts and timings.
+type Metrics interface {
+	RoundTrip(d time.Duration)
+	Appended(updates int)
+	RelaysReceived(updates int)
+	GapRepaired(batches int)
+	Checkpointed()
+	LeaseChanged()
+	RedisError(op string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) RoundTrip(time.Duration) {}
+func (nopMetrics) Appended(int)            {}
+func (nopMetrics) RelaysReceived(int)      {}
+func (nopMetrics) GapRepaired(int)         {}
+func (nopMetrics) Checkpointed()           {}
+func (nopMetrics) LeaseChanged()           {}
+func (nopMetrics) RedisError(string)       {}
+
+// Redis is a connection to the Redis of a cluster, shared by every hub of
+// a server. It owns a command client (a pool), one subscription connection
+// and two goroutines (the subscription and the health check), which Close
+// ends.
+type Redis struct {
+	opts   Options
+	client *redis.Client
+	log    *zap.Logger
+	m      Metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// subMu orders subscription changes: each change of channels and the
+	// command that makes it are one step, so that Redis sees them in the
+	// order of the map.
+	subMu sync.Mutex
+
+	mu       sync.Mutex
+	channels map[string]*channelState
+	ps       *redis.PubSub
+	session  uint64    // counts subscription connections
+	downAt   time.Time // when the subscription was lost; zero while up
+	lostSent bool      // sinks were told the loss outlasted the grace
+	pingErr  error     // the last health check's error
+}
+
+// channelState is a room channel and the hubs' subscriptions to it (one per
+// room that joined; a room that broke and its fresh load may overlap).
+type channelState struct {
+	subs map[*subscription]struct{}
+	// In the current session: subscribe commands sent and confirmed.
+	// Redis confirms them in order, so a subscription made after the n-th
+	// command is in place once n are confirmed.
+	sent, acked uint64
+	session     uint64
+}
+
+type subscription struct {
+	channel string
+	sink    roomhub.ClusterSink
+	// needAcks is the confirmations of its session that put it in place;
+	// confirmed is closed then.
+	session   uint64
+	needAcks  uint64
+	confirmed chan struct{}
+	inPlace   bool
+}
+
+// New connects to Redis and starts the subscription. Redis need not be up:
+// the client retries, and Healthy says why it cannot serve meanwhile.
+func New(opts Options) (*Redis, error) {
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster redis url: %w", err)
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = DefaultKeyPrefix
+	}
+	if strings.ContainsAny(opts.KeyPrefix, "{}") {
+		return nil, fmt.Errorf("cluster redis key_prefix %q: must not contain { or }", opts.KeyPrefix)
+	}
+	if opts.Instance == "" {
+		opts.Instance = defaultInstance()
+	}
+	if strings.ContainsAny(opts.Instance, " /\n\r\t") {
+		return nil, fmt.Errorf("cluster redis instance_id %q: must not contain spaces, '/' or line breaks", opts.Instance)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.SubscriptionGrace <= 0 {
+		opts.SubscriptionGrace = DefaultSubscriptionGrace
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
+	if opts.CheckpointGrace <= 0 {
+		opts.CheckpointGrace = DefaultCheckpointGrace
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = nopMetrics{}
+	}
+	ro.ContextTimeoutEnabled = true
+	ro.DialTimeout = opts.Timeout
+	ro.ReadTimeout = opts.Timeout
+	ro.WriteTimeout = opts.Timeout
+	ro.ClientName = "wiredb-" + opts.Instance
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Redis{
+		opts:     opts,
+		client:   redis.NewClient(ro),
+		log:      opts.Logger,
+		m:        opts.Metrics,
+		ctx:      ctx,
+		cancel:   cancel,
+		channels: make(map[string]*channelState),
+		downAt:   time.Now(),
+	}
+	c.wg.Add(2)
+	go c.subscribeLoop()
+	go c.healthLoop()
+	return c, nil
+}
+
+func defaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "wiredb"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '/' || r < ' ' {
+			return '-'
+		}
+		return r
+	}, host)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(2))
+}
+
+// Instance is this server's name in the cluster.
+func (c *Redis) Instance() string { return c.opts.Instance }
+
+// Options returns the client's options, defaults applied.
+func (c *Redis) Options() Options { return c.opts }
+
+// Close ends the subscription and the client. Hubs using it must be closed
+// first.
+func (c *Redis) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	if c.ps != nil {
+		c.ps.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	return c.client.Close()
+}
+
+// Healthy returns why the cluster cannot take new joins, or nil.
+func (c *Redis) Healthy() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.downAt.IsZero() {
+		return fmt.Errorf("no subscription to Redis for %v", time.Since(c.downAt).Round(time.Millisecond))
+	}
+	if c.pingErr != nil {
+		return fmt.Errorf("Redis does not answer: %w", c.pingErr)
+	}
+	return nil
+}
+
+// Persistence reads Redis's appendonly and appendfsync settings.
+func (c *Redis) Persistence(ctx context.Context) (appendonly, appendfsync string, err error) {
+	res, err := c.client.ConfigGet(ctx, "append*").Result()
+	if err != nil {
+		return "", "", err
+	}
+	return res["appendonly"], res["appendfsync"], nil
+}
+
+// Ping checks that Redis answers.
+func (c *Redis) Ping(ctx context.Context) error { return c.client.Ping(ctx).Err() }
+
+// healthLoop pings Redis every second (the round trip goes to Metrics),
+// and tells the rooms when the subscription stayed lost past the grace.
+func (c *Redis) healthLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+		start := time.Now()
+		err := c.client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			c.m.RoundTrip(time.Since(start))
+		} else if c.ctx.Err() == nil {
+			c.m.RedisError("ping")
+		}
+		c.mu.Lock()
+		if (err == nil) != (c.pingErr == nil) {
+			if err != nil {
+				c.log.Error("Redis does not answer: refusing new connections", zap.Error(err))
+			} else {
+				c.log.Info("Redis answers again")
+			}
+		}
+		c.pingErr = err
+		var lost []*subscription
+		if !c.downAt.IsZero() && !c.lostSent && time.Since(c.downAt) > c.opts.SubscriptionGrace {
+			c.lostSent = true
+			lost = c.allSubscriptionsLocked()
+		}
+		c.mu.Unlock()
+		if len(lost) > 0 {
+			c.log.Error("subscription to Redis lost for longer than the grace period: closing the rooms' connections",
+				zap.Duration("subscription_grace", c.opts.SubscriptionGrace), zap.Int("rooms", len(lost)))
+		}
+		for _, s := range lost {
+			s.sink.Lost(errors.New("subscription to Redis lost"))
+		}
+	}
+}
+
+func (c *Redis) allSubscriptionsLocked() []*subscription {
+	var all []*subscription
+	for _, st := range c.channels {
+		for s := range st.subs {
+			all = append(all, s)
+		}
+	}
+	return all
+}
+
+// subscribeLoop keeps one subscription connection, with every room's
+// channel, and hands what arrives to the rooms. A connection that fails or
+// falls silent is replaced; the rooms then repair what they missed.
+func (c *Redis) subscribeLoop() {
+	defer c.wg.Done()
+	backoff := 50 * time.Millisecond
+	for c.ctx.Err() == nil {
+		ps, session := c.newSession()
+		start := time.Now()
+		err := c.receive(ps, session)
+		ps.Close()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.m.RedisError("subscribe")
+		c.mu.Lock()
+		if c.downAt.IsZero() {
+			c.downAt = time.Now()
+			c.log.Error("subscription to Redis lost", zap.Error(err))
+		}
+		c.mu.Unlock()
+		if time.Since(start) > 10*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// newSession opens a subscription connection to every channel with
+// subscribers.
+func (c *Redis) newSession() (*redis.PubSub, uint64) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.mu.Lock()
+	c.session++
+	session := c.session
+	ps := c.client.Subscribe(c.ctx)
+	c.ps = ps
+	names := make([]string, 0, len(c.channels))
+	for name, st := range c.channels {
+		names = append(names, name)
+		st.session, st.sent, st.acked = session, 1, 0
+		for s := range st.subs {
+			if !s.inPlace {
+				s.session, s.needAcks = session, 1
+			}
+		}
+	}
+	c.mu.Unlock()
+	if len(names) > 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+		// An error shows in receive too.
+		_ = ps.Subscribe(ctx, names...)
+		cancel()
+	}
+	return ps, session
+}
+
+// receive reads the subscription until it fails or hears nothing, pings
+// included, for silenceLimit.
+func (c *Redis) receive(ps *redis.PubSub, session uint64) error {
+	lastHeard := time.Now()
+	for {
+		msg, err := ps.ReceiveTimeout(c.ctx, pingInterval)
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+			if time.Since(lastHeard) > silenceLimit {
+				return fmt.Errorf("no answer on the subscription for %v", silenceLimit)
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+			err := ps.Ping(ctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		lastHeard = time.Now()
+		c.markUp()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				c.confirmed(m.Channel, session)
+			}
+		case *redis.Message:
+			c.dispatch(m.Channel, m.Payload)
+		}
+	}
+}
+
+func (c *Redis) markUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.downAt.IsZero() {
+		c.log.Info("subscription to Redis in place", zap.Duration("after", time.Since(c.downAt)))
+		c.downAt = time.Time{}
+		c.lostSent = false
+	}
+}
+
+// confirmed counts a subscribe confirmation of channel, which puts in place
+// the subscriptions waiting for it. A subscription in place in an earlier
+// session is told it was resubscribed, so that it repairs what it missed.
+func (c *Redis) confirmed(channel string, session uint64) {
+	c.mu.Lock()
+	st := c.channels[channel]
+	if st == nil || st.session != session {
+		c.mu.Unlock()
+		return
+	}
+	st.acked++
+	var resubscribed []*subscription
+	for s := range st.subs {
+		if s.session != session {
+			// In place in an earlier session.
+			s.session = session
+			resubscribed = append(resubscribed, s)
+			continue
+		}
+		if !s.inPlace && st.acked >= s.needAcks {
+			s.inPlace = true
+			close(s.confirmed)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range resubscribed {
+		s.sink.Resubscribed()
+	}
+}
+
+// dispatch hands a channel's message to its rooms.
+func (c *Redis) dispatch(channel, payload string) {
+	c.mu.Lock()
+	st := c.channels[channel]
+	var sinks []roomhub.ClusterSink
+	if st != nil {
+		for s := range st.subs {
+			if s.inPlace {
+				sinks = append(sinks, s.sink)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if len(sinks) == 0 {
+		return
+	}
+	switch {
+	case strings.HasPrefix(payload, "U"):
+		b, err := decodeBatchMessage(payload)
+		if err != nil {
+			c.log.Error("undecodable batch on a room channel", zap.String("channel", channel), zap.Error(err))
+			return
+		}
+		c.m.RelaysReceived(len(b.Updates))
+		for _, s := range sinks {
+			s.Deliver(b)
+		}
+	case strings.HasPrefix(payload, "A"):
+		origin, entries, err := decodeAwarenessMessage(payload)
+		if err != nil {
+			c.log.Error("undecodable awareness on a room channel", zap.String("channel", channel), zap.Error(err))
+			return
+		}
+		if origin == c.opts.Instance {
+			return // this server's own clients: applied already
+		}
+		for _, s := range sinks {
+			s.Awareness(origin, entries)
+		}
+	}
+}
+
+// subscribe adds a subscription to channel and waits until it is in place.
+func (c *Redis) subscribe(ctx context.Context, channel string, sink roomhub.ClusterSink) (*subscription, error) {
+	s := &subscription{channel: channel, sink: sink, confirmed: make(chan struct{})}
+	c.subMu.Lock()
+	c.mu.Lock()
+	st := c.channels[channel]
+	if st == nil {
+		st = &channelState{subs: make(map[*subscription]struct{}), session: c.session}
+		c.channels[channel] = st
+	}
+	st.subs[s] = struct{}{}
+	s.session = c.session
+	// A channel with subscriptions already is subscribed (or will be, in
+	// a session about to start); one more command costs little and makes
+	// the wait below exact.
+	st.sent++
+	s.needAcks = st.sent
+	ps := c.ps
+	c.mu.Unlock()
+	err := errors.New("not connected yet")
+	if ps != nil {
+		err = ps.Subscribe(ctx, channel)
+	}
+	c.subMu.Unlock()
+	if err != nil {
+		c.unsubscribe(s)
+		return nil, fmt.Errorf("subscribing to %s: %w", channel, err)
+	}
+	select {
+	case <-s.confirmed:
+		return s, nil
+	case <-ctx.Done():
+		c.unsubscribe(s)
+		return nil, fmt.Errorf("subscribing to %s: no confirmation from Redis: %w", channel, ctx.Err())
+	}
+}
+
+// unsubscribe removes a subscription; the last one of a channel ends the
+// channel's subscription in Redis.
+func (c *Redis) unsubscribe(s *subscription) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.mu.Lock()
+	st := c.channels[s.channel]
+	if st == nil {
+		c.mu.Unlock()
+		return
+	}
+	delete(st.subs, s)
+	last := len(st.subs) == 0
+	if last {
+		delete(c.channels, s.channel)
+	}
+	ps := c.ps
+	c.mu.Unlock()
+	if last && ps != nil {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+		defer cancel()
+		// If it fails, the connection is replaced, without the channel.
+		_ = ps.Unsubscribe(ctx, s.channel)
+	}
+}
