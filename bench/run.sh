@@ -93,6 +93,20 @@ wait_port() { # port timeout_s [pid]
 	return 1
 }
 
+# wait_ready PORT TIMEOUT_S: a cluster instance refuses WebSocket upgrades with 503 until
+# its subscription to Redis is in place (about a second after it listens). A bodiless
+# upgrade request (no key) is answered 503 before that and 400 after; it opens no room.
+wait_ready() {
+	local deadline=$((SECONDS + $2)) code
+	while ((SECONDS < deadline)); do
+		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+			"http://127.0.0.1:$1/rooms/ready-probe" || true)
+		[[ "$code" != 503 && "$code" != 000 ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # room_idle_timeout is short so that the run can measure a join from disk in a warm
 # process (a room unloads that long after its last client left); rooms with clients, as in
 # every other scenario, never unload.
@@ -246,6 +260,18 @@ start_server() {
 			return 1
 		fi
 	done
+	if [[ "$name" == wiredb-cluster* ]]; then
+		local t0=$SECONDS
+		for k in "${!server_ports[@]}"; do
+			if ! wait_ready "${server_ports[k]}" 20; then
+				log "$name (instance $k) still answers 503 after 20 s; its log:"
+				tail -20 "$out/$name.$k.log" >&2
+				stop_server
+				return 1
+			fi
+		done
+		echo "===== ready after $((SECONDS - t0)) s more" >> "$logf"
+	fi
 }
 
 # stop_server [keep]: stops every process of the server, the redis-server too unless keep

@@ -42,6 +42,19 @@ wait_port() { # port pid
 	return 1
 }
 
+# wait_ready PORT: a cluster instance answers upgrades 503 until its subscription to Redis is
+# in place; a bodiless upgrade request (no key) gets 503 before, 400 after, and opens no room
+wait_ready() {
+	local code
+	for _ in $(seq 200); do
+		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+			"http://127.0.0.1:$1/rooms/ready-probe" || true)
+		[[ "$code" != 503 && "$code" != 000 ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # start_caddy NAME PORT DATA_DIR [EXTRA]: a Caddy on 127.0.0.1:PORT; its pid in $last_pid
 start_caddy() {
 	local name=$1 port=$2 data=$3 extra=${4:-}
@@ -99,6 +112,7 @@ for i in 0 1 2; do
 	start_caddy "cluster$i" "$p" "$tmp/cluster-rooms" "cluster redis {
 			url redis://127.0.0.1:$rport/0
 		}"
+	wait_ready "$p" || { echo "cluster$i still answers 503:"; tail -n 20 "$tmp/cluster$i.log"; exit 1; }
 	urls+="${urls:+,}ws://127.0.0.1:$p/rooms"
 	cpids+="${cpids:+,}$last_pid"
 done
