@@ -382,19 +382,20 @@ run_scenarios() {
 		# a room of 10,000 updates: loaded, then joined. A cluster loads it through its
 		# first instance and the first join is on an instance that never had the room (it
 		# reads the shared checkpoint and the log after it); one instance has it in memory
-		bench coldsync-10k 240 coldsync -doc doc20k -limit 10000 -joins "$JOINS" -room "$p-10k"
+		# (in 4 rooms: a first join is one sample per room)
+		bench coldsync-10k 240 coldsync -doc doc20k -limit 10000 -joins 3 -repeat 4 -room "$p-10k"
 		# from disk in a warm process: the rooms above unload once their clients are gone
 		sleep 4
 		bench unloaded-doc20k 120 coldsync -doc doc20k -join-only -joins "$JOINS" -room "$p-doc20k"
 		bench unloaded-fragmented 120 coldsync -doc fragmented -join-only -joins "$JOINS" -room "$p-frag"
-		bench unloaded-10k 120 coldsync -doc doc20k -limit 10000 -join-only -joins "$JOINS" -room "$p-10k"
+		bench unloaded-10k 120 coldsync -doc doc20k -limit 10000 -join-only -joins 3 -repeat 4 -room "$p-10k"
 		# from disk: restart on the same data directory (a cluster: every instance; the
 		# redis-server stays); a room loads on its first join
 		stop_server keep
 		start_server "$cur_server" keep
 		bench disk-doc20k 120 coldsync -doc doc20k -join-only -joins "$JOINS" -room "$p-doc20k"
 		bench disk-fragmented 120 coldsync -doc fragmented -join-only -joins "$JOINS" -room "$p-frag"
-		bench disk-10k 120 coldsync -doc doc20k -limit 10000 -join-only -joins "$JOINS" -room "$p-10k"
+		bench disk-10k 120 coldsync -doc doc20k -limit 10000 -join-only -joins 3 -repeat 4 -room "$p-10k"
 	fi
 }
 

@@ -95,6 +95,7 @@ func run(args []string) int {
 		limit    = fs.Int("limit", 0, "coldsync: use only the first N updates of the document")
 		loadMax  = fs.Duration("load-timeout", 3*time.Minute, "coldsync: bound on loading")
 		joinMax  = fs.Duration("join-timeout", 60*time.Second, "coldsync: bound on one join")
+		repeat   = fs.Int("repeat", 1, "coldsync: do it all in this many rooms (<room>-1 ... <room>-N; 1: <room> itself): first_join_ms is then the median of the rooms' first joins")
 	)
 	cpuProfile := fs.String("cpuprofile", "", "write this tool's CPU profile to the file")
 	urls := &listFlag{vals: []string{"ws://127.0.0.1:8080/rooms"}}
@@ -269,6 +270,10 @@ func run(args []string) int {
 		doc, err := loadDocument(o.data, docN, lim)
 		if err != nil {
 			res.fail(err)
+		} else if *repeat > 1 {
+			if err := runColdSyncRepeat(ctx, &o, doc, cfg, *repeat, res); err != nil {
+				res.fail(err)
+			}
 		} else if err := runColdSync(ctx, &o, doc, cfg, res); err != nil {
 			res.fail(err)
 		}

@@ -341,6 +341,18 @@ func (p *serverProbe) finish() map[string]any {
 	if len(p.pids) == 0 {
 		return out
 	}
+	// what the rest of the machine used meanwhile (other processes, the kernel's own
+	// threads): a round with much of it ran on a busy machine
+	defer func() {
+		if sc, ok := out["server_cpu_s"].(float64); ok {
+			other := busy - tool - sc
+			if rc, ok := out["redis_cpu_s"].(float64); ok {
+				other -= rc
+			}
+			out["other_cpu_s"] = round3(other)
+			out["other_cpu_util"] = round3(other / time.Since(p.t0).Seconds())
+		}
+	}()
 	p.sample()
 	var sum float64
 	each := make([]float64, len(p.pids))
