@@ -85,6 +85,8 @@ const METRICS = [
   ['maxrate', '  Redis commands per update', (d) => d.redis_calls_per_update, 'lo', 2, C],
   ['maxrate', '  Redis used_memory peak (MiB)', (d) => d.redis_used_memory_mb_peak, 'lo', 1, C],
   ['maxrate', '  Redis used_memory growth per 1,000 updates, peak / end (KiB)', (d) => d.redis_mem_peak_growth_kb_per_1k_updates != null ? [d.redis_mem_peak_growth_kb_per_1k_updates, d.redis_mem_end_growth_kb_per_1k_updates] : null, 'lo', 1, C],
+  ['maxrate', '  instances\' RSS at the end, least / most (MiB)', (d) => d.rss_end_mb_each ? [Math.min(...d.rss_end_mb_each), Math.max(...d.rss_end_mb_each)] : null, 'lo', 1, C],
+  ['maxrate', '  instances\' CPU, least / most (s)', (d) => d.server_cpu_s_each ? [Math.min(...d.server_cpu_s_each), Math.max(...d.server_cpu_s_each)] : null, 'lo', 2, C],
   ['maxrate', '  longest room stream, sampled each second / at the end (XLEN)', (d) => d.xlen_max != null ? [d.xlen_max, d.xlen_end_max] : null, 'lo', 0, C],
   ['maxrate-w1024', 'max relay rate, 1,024 in flight per writer (updates/s)', (d) => d.updates_per_s, 'hi', 0],
   ['maxrate-w1024', '  latency p50 / p99 at that rate (ms)', (d) => d.latency_ms && [d.latency_ms.p50, d.latency_ms.p99], 'lo', 1],
