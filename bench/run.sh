@@ -20,6 +20,7 @@
 #                                costs without crossing instances). PPROF=1 turns on each
 #                                Caddy's admin endpoint and saves CPU profiles of the max-rate
 #                                scenarios in the logs directory.
+#   ONLY="maxrate fanout-1x10" ...   only these scenarios
 #
 # Rounds alternate the servers, in the listed order and then reversed (A B C D E, then
 # E D C B A, ...), so that no server always runs right after the same other one (a fixed
@@ -44,6 +45,7 @@ SERVERS=${SERVERS:-"ywebsocket hocuspocus wiredb wiredb-fsync-never barerelay"}
 CLUSTER_INSTANCES=${CLUSTER_INSTANCES:-3}
 REDIS_APPENDFSYNC=${REDIS_APPENDFSYNC:-everysec}
 PPROF=${PPROF:-0}
+ONLY=${ONLY:-} # e.g. ONLY="maxrate maxrate-w1024": run only these scenarios
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results_dir="$root/bench/results"
 out="$results_dir/$stamp"
@@ -329,6 +331,7 @@ go build -o .bin/barerelay ./bench/barerelay
 bench() {
 	local name=$1 limit=$2
 	shift 2
+	if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then return 0; fi
 	local line rc=0 urls="" pids="" p
 	for p in "${server_ports[@]}"; do urls+="${urls:+,}ws://127.0.0.1:$p/rooms"; done
 	pids=$(IFS=,; echo "${server_pids[*]}")
