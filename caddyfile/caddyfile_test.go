@@ -110,6 +110,30 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "bad rate limit size", input: "wiredb {\n rate_limit 10 lots\n}", wantErr: "invalid size 'lots'", wantAt: "at Testfile:2"},
 		{name: "bad max_rooms", input: "wiredb {\n max_rooms 0\n}", wantErr: "want a positive integer", wantAt: "at Testfile:2"},
 		{name: "bad document size", input: "wiredb {\n max_document_size big\n}", wantErr: "invalid size 'big'", wantAt: "at Testfile:2"},
+		{
+			name: "cluster with every setting",
+			input: `wiredb {
+				cluster redis {
+					url rediss://user:secret@redis.internal:6380/2
+					key_prefix docs
+					instance_id caddy-1
+					timeout 2s
+					subscription_grace 10s
+					lease 1m
+					checkpoint_grace 5m
+				}
+			}`,
+			want: caddymodule.Handler{Cluster: &caddymodule.Cluster{Backend: "redis", URL: "rediss://user:secret@redis.internal:6380/2",
+				KeyPrefix: "docs", InstanceID: "caddy-1", Timeout: caddy.Duration(2 * time.Second),
+				SubscriptionGrace: caddy.Duration(10 * time.Second), Lease: caddy.Duration(time.Minute), CheckpointGrace: caddy.Duration(5 * time.Minute)}},
+		},
+		{name: "cluster needs a backend", input: "wiredb {\n cluster {\n  url redis://x\n }\n}", wantErr: "a backend is required", wantAt: "at Testfile:2"},
+		{name: "cluster unknown backend", input: "wiredb {\n cluster nats {\n }\n}", wantErr: "unknown backend 'nats'", wantAt: "at Testfile:2"},
+		{name: "cluster needs a url", input: "wiredb {\n cluster redis {\n  key_prefix x\n }\n}", wantErr: "url is required"},
+		{name: "cluster bad url", input: "wiredb {\n cluster redis {\n  url http://x\n }\n}", wantErr: "want redis:// or rediss://", wantAt: "at Testfile:3"},
+		{name: "cluster unknown setting", input: "wiredb {\n cluster redis {\n  url redis://x\n  password p\n }\n}", wantErr: "unknown subdirective 'password'", wantAt: "at Testfile:4"},
+		{name: "cluster bad duration", input: "wiredb {\n cluster redis {\n  url redis://x\n  timeout never\n }\n}", wantErr: "invalid duration 'never'", wantAt: "at Testfile:4"},
+		{name: "cluster bad prefix", input: "wiredb {\n cluster redis {\n  url redis://x\n  key_prefix a{b}\n }\n}", wantErr: "must not contain { or }", wantAt: "at Testfile:4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -26,7 +26,9 @@ func init() {
 //	GET  /wiredb/rooms                  every loaded room
 //	GET  /wiredb/rooms/<key>            the room's document as JSON
 //	GET  /wiredb/rooms/<key>/update     the merged Yjs v1 update (a backup)
-//	POST /wiredb/rooms/<key>/compact    compact the room's file now
+//	POST /wiredb/rooms/<key>/compact    compact the room's file now (cluster
+//	                                    mode: checkpoint it; 409 if another
+//	                                    instance holds its lease)
 //	POST /wiredb/rooms/<key>/close      close every connection (1012)
 //
 // <key> is one path segment: escape its slashes (notes%2F42). With more
@@ -140,6 +142,11 @@ func roomError(err error) error {
 	}
 	if errors.Is(err, roomhub.ErrBusy) {
 		return apiError(http.StatusServiceUnavailable, err)
+	}
+	if errors.Is(err, roomhub.ErrNotLeaseHolder) || errors.Is(err, roomhub.ErrStaleCheckpoint) {
+		// Cluster mode: another instance checkpoints the room (ask it),
+		// or did past this point already.
+		return apiError(http.StatusConflict, err)
 	}
 	return apiError(http.StatusInternalServerError, err)
 }

@@ -85,7 +85,7 @@ func acquireCluster(c *Cluster, dir string, logger *zap.Logger, fsync roomhub.Fs
 		rc, err := cluster.New(cluster.Options{
 			URL:               u,
 			KeyPrefix:         c.KeyPrefix,
-			Instance:          c.InstanceID,
+			Instance:          caddy.NewReplacer().ReplaceKnown(c.InstanceID, ""),
 			Timeout:           time.Duration(c.Timeout),
 			SubscriptionGrace: time.Duration(c.SubscriptionGrace),
 			Lease:             time.Duration(c.Lease),
@@ -118,7 +118,7 @@ func acquireCluster(c *Cluster, dir string, logger *zap.Logger, fsync roomhub.Fs
 // policy promises: in cluster mode an update is acknowledged (relayed) once
 // Redis holds it, and Redis's own persistence decides what survives.
 func checkRedisPersistence(rc *cluster.Redis, logger *zap.Logger, fsync roomhub.FsyncMode) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	aof, policy, err := rc.Persistence(ctx)
 	switch {

@@ -105,6 +105,8 @@ type Redis struct {
 	// order of the map.
 	subMu sync.Mutex
 
+	emptied chan string // channels that lost their last subscriber
+
 	mu       sync.Mutex
 	channels map[string]*channelState
 	ps       *redis.PubSub
@@ -173,6 +175,7 @@ func New(opts Options) (*Redis, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = nopMetrics{}
 	}
+	redisLoggerOnce.Do(func() { redis.SetLogger(zapPrintf{opts.Logger.Named("go-redis")}) })
 	ro.ContextTimeoutEnabled = true
 	ro.DialTimeout = opts.Timeout
 	ro.ReadTimeout = opts.Timeout
@@ -187,12 +190,25 @@ func New(opts Options) (*Redis, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		channels: make(map[string]*channelState),
+		emptied:  make(chan string, 1024),
 		downAt:   time.Now(),
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.subscribeLoop()
 	go c.healthLoop()
+	go c.unsubscriber()
 	return c, nil
+}
+
+// go-redis logs through one logger per process; the first client's zap
+// logger takes it (at debug level: the client's own errors are logged
+// where they matter, with what they mean).
+var redisLoggerOnce sync.Once
+
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(_ context.Context, format string, v ...any) {
+	z.l.Debug(fmt.Sprintf(format, v...))
 }
 
 func defaultInstance() string {
@@ -363,12 +379,14 @@ func (c *Redis) newSession() (*redis.PubSub, uint64) {
 		}
 	}
 	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	defer cancel()
+	// Errors show in receive too. The ping's answer tells receive that
+	// the connection is up without waiting for a message.
 	if len(names) > 0 {
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
-		// An error shows in receive too.
 		_ = ps.Subscribe(ctx, names...)
-		cancel()
 	}
+	_ = ps.Ping(ctx)
 	return ps, session
 }
 
@@ -526,28 +544,60 @@ func (c *Redis) subscribe(ctx context.Context, channel string, sink roomhub.Clus
 	}
 }
 
-// unsubscribe removes a subscription; the last one of a channel ends the
-// channel's subscription in Redis.
+// unsubscribe removes a subscription at once (its sink gets nothing more),
+// and has the unsubscriber end the channel's subscription in Redis if it
+// was the last: a room leaving never waits for Redis.
 func (c *Redis) unsubscribe(s *subscription) {
+	c.mu.Lock()
+	st := c.channels[s.channel]
+	last := false
+	if st != nil {
+		delete(st.subs, s)
+		last = len(st.subs) == 0
+	}
+	c.mu.Unlock()
+	if last {
+		select {
+		case c.emptied <- s.channel:
+		default:
+			c.unsubscribeIfEmpty(s.channel) // a full queue: do it here
+		}
+	}
+}
+
+// unsubscriber ends the Redis subscriptions of channels left without
+// subscribers.
+func (c *Redis) unsubscriber() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case ch := <-c.emptied:
+			c.unsubscribeIfEmpty(ch)
+		}
+	}
+}
+
+// unsubscribeIfEmpty ends the subscription of channel in Redis if it still
+// has no subscribers. Under subMu, as subscribe: whichever runs first, a
+// room that subscribed meanwhile stays subscribed.
+func (c *Redis) unsubscribeIfEmpty(channel string) {
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
 	c.mu.Lock()
-	st := c.channels[s.channel]
-	if st == nil {
+	st := c.channels[channel]
+	if st == nil || len(st.subs) > 0 {
 		c.mu.Unlock()
 		return
 	}
-	delete(st.subs, s)
-	last := len(st.subs) == 0
-	if last {
-		delete(c.channels, s.channel)
-	}
+	delete(c.channels, channel)
 	ps := c.ps
 	c.mu.Unlock()
-	if last && ps != nil {
+	if ps != nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 		defer cancel()
 		// If it fails, the connection is replaced, without the channel.
-		_ = ps.Unsubscribe(ctx, s.channel)
+		_ = ps.Unsubscribe(ctx, channel)
 	}
 }

@@ -206,29 +206,38 @@ func (r *room) Append(ctx context.Context, updates []roomhub.SharedUpdate) (uint
 	return seq, nil
 }
 
-// Range reads the stream after batch after.
+// Range reads the stream after batch after, with the room's last seq in
+// the same transaction: read apart, an append landing in between would
+// make a stream that was read to its end look trimmed.
 func (r *room) Range(ctx context.Context, after uint64) ([]roomhub.Batch, error) {
-	res, err := r.c.client.XRange(ctx, r.c.key(r.key, "log"), strconv.FormatUint(after+1, 10)+"-0", "+").Result()
+	var xr *redis.XMessageSliceCmd
+	var last *redis.StringCmd
+	_, err := r.c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		xr = p.XRange(ctx, r.c.key(r.key, "log"), strconv.FormatUint(after+1, 10)+"-0", "+")
+		last = p.HGet(ctx, r.c.key(r.key, "meta"), "seq")
+		return nil
+	})
 	if err != nil {
 		r.c.m.RedisError("range")
 		return nil, err
 	}
-	batches, err := batchesOf(res)
+	seq, err := last.Uint64()
+	if err != nil {
+		return nil, fmt.Errorf("room metadata: %w", err)
+	}
+	batches, err := batchesOf(xr.Val())
 	if err != nil {
 		return nil, err
 	}
 	if len(batches) > 0 && batches[0].Seq != after+1 {
 		return nil, fmt.Errorf("%w: batch %d (the stream starts at %d)", roomhub.ErrTrimmed, after+1, batches[0].Seq)
 	}
-	if len(batches) == 0 {
-		seq, err := r.c.client.HGet(ctx, r.c.key(r.key, "meta"), "seq").Uint64()
-		if err != nil {
-			r.c.m.RedisError("range")
-			return nil, err
-		}
-		if seq > after {
-			return nil, fmt.Errorf("%w: batches %d..%d", roomhub.ErrTrimmed, after+1, seq)
-		}
+	end := after
+	if len(batches) > 0 {
+		end = batches[len(batches)-1].Seq
+	}
+	if seq > end {
+		return nil, fmt.Errorf("%w: batches %d..%d", roomhub.ErrTrimmed, end+1, seq)
 	}
 	r.c.m.GapRepaired(len(batches))
 	return batches, nil
@@ -255,24 +264,39 @@ func (r *room) PublishAwareness(ctx context.Context, entries []yproto.AwarenessE
 	return nil
 }
 
-// Checkpoint takes or renews the room's lease, writes merged as a new
-// checkpoint file, and commits it with a compare-and-set that also trims
-// the stream. A checkpoint that did not commit is removed; superseded ones
-// are removed after the grace period.
-func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint64, error) {
+// AcquireLease takes or renews the room's checkpoint lease.
+func (r *room) AcquireLease(ctx context.Context) error {
 	lease, err := leaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance,
 		strconv.FormatInt(r.c.opts.Lease.Milliseconds(), 10)).Int()
 	if err != nil {
 		r.c.m.RedisError("lease")
-		return 0, err
+		return err
 	}
 	switch lease {
 	case 0:
-		return 0, roomhub.ErrNotLeaseHolder
+		return roomhub.ErrNotLeaseHolder
 	case 2:
 		r.c.m.LeaseChanged()
 		r.c.log.Info("took the checkpoint lease of a room", zap.String("room", r.key))
 	}
+	return nil
+}
+
+// ReleaseLease gives up the room's lease if this server holds it, so that
+// another server that still has the room can checkpoint it at once.
+func (r *room) ReleaseLease(ctx context.Context) error {
+	if err := releaseLeaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance).Err(); err != nil {
+		r.c.m.RedisError("lease")
+		return err
+	}
+	return nil
+}
+
+// Checkpoint writes merged as a new checkpoint file, and commits it with a
+// compare-and-set (on the lease and the sequence) that also trims the
+// stream. A checkpoint that did not commit is removed; superseded ones are
+// removed after the grace period.
+func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint64, error) {
 	cpSeq, err := r.c.client.HGet(ctx, r.c.key(r.key, "meta"), "cpseq").Uint64()
 	if err != nil {
 		r.c.m.RedisError("checkpoint")
@@ -444,21 +468,24 @@ func decodeAwarenessMessage(p string) (string, []yproto.AwarenessEntry, error) {
 }
 
 // decodeAwarenessHash returns the entries of the awareness hash renewed
-// within roomhub.AwarenessTimeout.
-func decodeAwarenessHash(v any, now time.Time) []yproto.AwarenessEntry {
+// within roomhub.AwarenessTimeout, with the time they were.
+func decodeAwarenessHash(v any, now time.Time) []roomhub.SharedAwareness {
 	list, _ := v.([]any)
-	var entries []yproto.AwarenessEntry
+	var entries []roomhub.SharedAwareness
 	for i := 0; i+1 < len(list); i += 2 {
 		msStr, update, ok := strings.Cut(asString(list[i+1]), " ")
 		ms, err := strconv.ParseInt(msStr, 10, 64)
-		if !ok || err != nil || now.Sub(time.UnixMilli(ms)) > roomhub.AwarenessTimeout {
+		renewed := time.UnixMilli(ms)
+		if !ok || err != nil || now.Sub(renewed) > roomhub.AwarenessTimeout {
 			continue
 		}
 		es, err := yproto.DecodeAwarenessUpdate([]byte(update), 0)
 		if err != nil {
 			continue
 		}
-		entries = append(entries, es...)
+		for _, e := range es {
+			entries = append(entries, roomhub.SharedAwareness{AwarenessEntry: e, Renewed: renewed})
+		}
 	}
 	return entries
 }
@@ -467,5 +494,3 @@ func decodeAwarenessHash(v any, now time.Time) []yproto.AwarenessEntry {
 func removeFile(dir, name string) {
 	_ = os.Remove(filepath.Join(dir, name))
 }
-
-var _ roomhub.Cluster = (*Rooms)(nil)

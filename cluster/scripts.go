@@ -78,6 +78,15 @@ redis.call('PUBLISH', KEYS[2], 'A' .. ARGV[1] .. '\n' .. ARGV[2])
 return 1
 `)
 
+// releaseLeaseScript gives up the lease if the caller holds it. KEYS:
+// lease. ARGV: instance.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
 // leaseScript takes or renews the checkpoint lease. KEYS: lease. ARGV:
 // instance, ms. It returns 1 (renewed), 2 (taken) or 0 (held by another).
 var leaseScript = redis.NewScript(`
@@ -93,10 +102,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 2
 `)
 
-// commitCheckpointScript points the room at a new checkpoint and trims
-// the stream up to what it covers, if the caller still holds the lease and
-// the checkpoint is newer than the current one: a compare-and-set, so that
-// a stale holder never replaces newer state. KEYS: meta, log, lease. ARGV:
+// commitCheckpointScript points the room at a new checkpoint, if the caller
+// still holds the lease and the checkpoint is newer than the current one: a
+// compare-and-set, so that a stale holder never replaces newer state. It
+// trims the stream up to what the checkpoint it replaces covered: a server
+// that lags behind the new one (a lost message it has yet to repair) can
+// still read what it missed, and the stream stays within two checkpoint
+// intervals. KEYS: meta, log, lease. ARGV:
 // epoch, instance, name, seq. It returns {status, cpseq, cp}: status 1
 // (committed; cp is the one it replaced), 0 (lease lost) or -1 (stale).
 var commitCheckpointScript = redis.NewScript(`
@@ -112,6 +124,6 @@ if (tonumber(m[2]) or 0) >= seq then
 	return {-1, m[2] or '0', m[3] or ''}
 end
 redis.call('HSET', KEYS[1], 'cp', ARGV[3], 'cpseq', ARGV[4])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', seq + 1) .. '-0')
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', (tonumber(m[2]) or 0) + 1) .. '-0')
 return {1, ARGV[4], m[3] or ''}
 `)

@@ -47,10 +47,15 @@ type SharedRoom interface {
 	// awareness entries; a removal has the state "null"), and keeps them
 	// for hubs that join the room later.
 	PublishAwareness(ctx context.Context, entries []yproto.AwarenessEntry) error
+	// AcquireLease takes or renews the room's checkpoint lease; it
+	// returns ErrNotLeaseHolder if another server holds it.
+	AcquireLease(ctx context.Context) error
+	// ReleaseLease gives the lease up if this hub holds it.
+	ReleaseLease(ctx context.Context) error
 	// Checkpoint stores merged, the room's state up to seq, as the room's
-	// checkpoint, if this hub holds the room's checkpoint lease (or gets
-	// it) and no checkpoint at or after seq exists; the log then drops
-	// what it covers. It reports the sequence number the room's checkpoint
+	// checkpoint, if this hub still holds the room's checkpoint lease and
+	// no checkpoint at or after seq exists; the log then drops what it
+	// covers. It reports the sequence number the room's checkpoint
 	// covers afterwards; an error wraps ErrNotLeaseHolder or
 	// ErrStaleCheckpoint when it stored nothing for those reasons.
 	Checkpoint(ctx context.Context, merged []byte, seq uint64) (checkpointSeq uint64, err error)
@@ -79,7 +84,14 @@ type SharedState struct {
 	Seq uint64
 	// Awareness are the entries hubs published and renewed within
 	// AwarenessTimeout.
-	Awareness []yproto.AwarenessEntry
+	Awareness []SharedAwareness
+}
+
+// SharedAwareness is an awareness entry as the shared log keeps it: the
+// entry and when a hub last published it.
+type SharedAwareness struct {
+	yproto.AwarenessEntry
+	Renewed time.Time
 }
 
 // Batch is what one Append added to the shared log.

@@ -16,6 +16,7 @@ var (
 	errTooManyRooms     = errors.New("roomhub: too many rooms")
 	errRoomFull         = errors.New("roomhub: room full")
 	errDocumentTooLarge = errors.New("roomhub: document size limit")
+	errSharedLoad       = errors.New("roomhub: could not read the room whole from the cluster")
 	errRoomBroken       = errors.New("roomhub: room no longer follows the shared log")
 	errSharedLogBusy    = errors.New("roomhub: too many updates waiting for the shared log")
 	// ErrRoomReset is returned by a SharedRoom when the room's state in
@@ -102,6 +103,8 @@ func roomUnavailableReason(err error) string {
 		return "room unavailable: its file has a corrupt record"
 	case errors.Is(err, ErrHubClosed):
 		return "server shutting down"
+	case errors.Is(err, errSharedLoad):
+		return "room unavailable: could not read its whole state from the cluster; try again"
 	default:
 		return "room unavailable: storage error"
 	}

@@ -10,7 +10,8 @@ import (
 )
 
 // The core stays free of its adapters: roomhub sees a socket only as a
-// Transport, and neither roomhub nor storage knows about Caddy.
+// Transport, its shared log (cluster mode) only as a Cluster, and neither
+// roomhub, storage nor cluster knows about Caddy.
 func TestCoreImportsNoAdapter(t *testing.T) {
 	forbidden := []string{
 		"github.com/caddyserver/",
@@ -19,7 +20,14 @@ func TestCoreImportsNoAdapter(t *testing.T) {
 		"github.com/caddy-wiredb/wiredb/internal/wstransport",
 		"github.com/caddy-wiredb/wiredb/caddymodule",
 	}
-	for _, dir := range []string{".", "../storage"} {
+	// The shared log's backend is an adapter too: roomhub and storage see
+	// it only as roomhub.Cluster.
+	backend := []string{"github.com/redis/", "github.com/caddy-wiredb/wiredb/cluster"}
+	for dir, forbidden := range map[string][]string{
+		".":          append(forbidden, backend...),
+		"../storage": append(forbidden, backend...),
+		"../cluster": forbidden,
+	} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no Go files in %s: %v", dir, err)

@@ -79,6 +79,7 @@ type room struct {
 	outboxBytes    int
 	byID           map[uint64]*conn // connections by id, to skip a sender
 	broken         bool             // the room gave up following the log (breakLocked)
+	repairAgain    bool             // a repair was asked for while one ran
 }
 
 func newRoom(h *Hub, key string) *room {
@@ -165,6 +166,9 @@ func (r *room) join(c *conn) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.broken {
+		return errRoomBroken // (it broke after acquire handed it out)
+	}
 	if max := r.hub.options().MaxConnsPerRoom; max > 0 && len(r.conns) >= max {
 		return errRoomFull
 	}

@@ -120,7 +120,11 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 	}
 	if err != nil {
 		h.log().Error("opening room", zap.String("room", key), zap.Error(err))
-		c.close(StatusInternalError, roomUnavailableReason(err))
+		code := StatusInternalError
+		if errors.Is(err, errSharedLoad) {
+			code = StatusTryAgainLater // the cluster may answer in a moment
+		}
+		c.close(code, roomUnavailableReason(err))
 		r = nil
 		return nil, err
 	}
@@ -129,6 +133,8 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 		if errors.Is(err, errRoomFull) {
 			h.metrics().Rejected(RejectRoomLimit)
 			c.close(StatusTryAgainLater, "room full")
+		} else if errors.Is(err, errRoomBroken) {
+			c.close(StatusTryAgainLater, "room lost its place in the cluster's shared log: reconnect to resync")
 		} else {
 			c.close(StatusInternalError, "room unavailable")
 		}

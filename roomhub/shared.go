@@ -50,11 +50,11 @@ func (h *Hub) sharedContext() (context.Context, context.CancelFunc) {
 // loadShared joins the room in the cluster and reads its state. It runs
 // before the room is ready, like load.
 func (r *room) loadShared() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*r.hub.cluster.Timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), r.hub.cluster.Timeout())
 	defer cancel()
 	shared, st, err := r.hub.cluster.Join(ctx, r.key, roomSink{r})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errSharedLoad, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,9 +74,12 @@ func (r *room) loadShared() error {
 	r.seq, r.cpSeq = st.Seq, st.CheckpointSeq
 	if err := r.foldLocked(); err != nil {
 		r.closeLocked()
-		return fmt.Errorf("merging room %q from %s: %w", r.key, shared.Where(), err)
+		shared.Leave()
+		return fmt.Errorf("%w: merging room %q from %s: %w", errSharedLoad, r.key, shared.Where(), err)
 	}
-	r.applyRemoteAwarenessLocked(st.Awareness, time.Now())
+	for _, a := range st.Awareness {
+		r.applyRemoteAwarenessLocked([]yproto.AwarenessEntry{a.AwarenessEntry}, a.Renewed)
+	}
 	// Batches delivered while the state was read.
 	r.applyWaitingLocked()
 	return nil
@@ -86,8 +89,8 @@ func (r *room) loadShared() error {
 func (r *room) deliver(b Batch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.broken || r.loaded && b.Seq <= r.seq {
-		return
+	if r.broken || r.loaded && b.Seq <= r.seq || !r.loaded && r.shared != nil {
+		return // (the last: unloaded, and left)
 	}
 	if len(r.waiting) >= maxWaitingBatches {
 		r.breakLocked("fell too far behind the cluster's shared log: reconnect to resync", nil)
@@ -149,8 +152,12 @@ func (r *room) applyBatchLocked(b Batch) {
 func (r *room) startRepairLocked() {
 	t, ok := r.beginLocked(jobRepair)
 	if !ok {
+		// The running repair may have read the log before what this
+		// one is for: it runs again when it ends.
+		r.repairAgain = true
 		return
 	}
+	r.repairAgain = false
 	go r.repair(t, r.seq)
 }
 
@@ -184,6 +191,9 @@ func (r *room) repair(t ticket, after uint64) {
 		return
 	}
 	r.applyWaitingLocked()
+	if r.repairAgain {
+		r.startRepairLocked()
+	}
 }
 
 // resubscribed repairs what the room may have missed while its
@@ -262,11 +272,9 @@ func (r *room) appendShared(t ticket) {
 			return
 		}
 		r.mu.Unlock()
-		start := time.Now()
 		ctx, cancel := r.hub.sharedContext()
 		_, err := r.shared.Append(ctx, batch)
 		cancel()
-		r.hub.metrics().Appended(time.Since(start))
 		if err == nil {
 			continue
 		}
@@ -327,14 +335,18 @@ func (r *room) runSharedCheckpoint(job *compaction) error {
 				err = fmt.Errorf("panic: %v", v)
 			}
 		}()
+		ctx, cancel := r.hub.sharedContext()
+		defer cancel()
+		// The lease first: a server without it merges nothing.
+		if err := r.shared.AcquireLease(ctx); err != nil {
+			return nil, 0, err
+		}
 		if merged, err = mergeState(job.parts); err != nil {
 			return nil, 0, err
 		}
 		if _, err := yproto.ValidateUpdate(merged, yproto.Limits{}); err != nil {
 			return nil, 0, fmt.Errorf("merged update: %w", err)
 		}
-		ctx, cancel := r.hub.sharedContext()
-		defer cancel()
 		cpSeq, err = r.shared.Checkpoint(ctx, merged, job.seq)
 		return merged, cpSeq, err
 	}()
@@ -399,7 +411,9 @@ func (r *room) checkpointNow() error {
 // checkpoint, if this hub gets the lease, and leaves the room. Called by
 // unload with no job running.
 func (r *room) unloadSharedLocked() {
-	if r.sinceCPRecords > 0 && !r.broken {
+	// Not while the cluster is unreachable: a stop would wait for a
+	// timeout per room, and the stream keeps the updates anyway.
+	if r.sinceCPRecords > 0 && !r.broken && r.hub.cluster.Healthy() == nil {
 		if job := r.checkpointJobLocked(); job != nil {
 			r.mu.Unlock()
 			err := r.runSharedCheckpoint(job)
@@ -410,6 +424,12 @@ func (r *room) unloadSharedLocked() {
 			}
 		}
 	}
+	if !r.broken && r.hub.cluster.Healthy() == nil {
+		ctx, cancel := r.hub.sharedContext()
+		// Another server that still has the room checkpoints it next.
+		_ = r.shared.ReleaseLease(ctx)
+		cancel()
+	}
 	r.shared.Leave()
 	r.waiting = nil
 }
@@ -417,7 +437,7 @@ func (r *room) unloadSharedLocked() {
 // publishAwareness sends entries this hub's clients set to the other hubs.
 // A failure is logged: presence is not worth a connection.
 func (r *room) publishAwareness(entries []yproto.AwarenessEntry) {
-	if r.shared == nil || len(entries) == 0 {
+	if r.shared == nil || len(entries) == 0 || r.hub.cluster.Healthy() != nil {
 		return
 	}
 	ctx, cancel := r.hub.sharedContext()

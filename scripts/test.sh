@@ -16,6 +16,36 @@ mkdir -p .bin
 go build -o .bin/caddy ./cmd/caddy
 export WIREDB_CADDY_BIN="$root/.bin/caddy"
 
+# ---- Redis for the cluster-mode tests (Go, tests/node/test/cluster.test.mjs,
+# ---- tests/python/test_cluster.py). Each suite starts its own redis-server on a free
+# ---- 127.0.0.1 port and stops it again: no system Redis service is started here.
+echo "== redis: redis-server for the cluster tests"
+if [ -z "${WIREDB_REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "redis-server is missing: installing Debian's package"
+		# the package must not start a system Redis: deny service starts while it installs
+		# (policy-rc.d exit 101), unless a policy is already in place
+		own_policy=
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+		fi
+		installed=1
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server; } || installed=
+		if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+		[ -n "$installed" ] || { echo "installing redis-server failed" >&2; exit 1; }
+	else
+		echo "The cluster tests need redis-server and this is not root, so it cannot install it." >&2
+		echo "Install it with:  sudo apt-get update && sudo apt-get install -y redis-server" >&2
+		echo "or point WIREDB_REDIS_SERVER at a redis-server binary." >&2
+		exit 1
+	fi
+fi
+export WIREDB_REDIS_SERVER="${WIREDB_REDIS_SERVER:-$(command -v redis-server)}"
+test -x "$WIREDB_REDIS_SERVER" || { echo "WIREDB_REDIS_SERVER=$WIREDB_REDIS_SERVER is not an executable" >&2; exit 1; }
+# the cluster tests fail instead of skipping when Redis is missing
+export WIREDB_REQUIRE_REDIS=1
+"$WIREDB_REDIS_SERVER" --version
+
 echo "== go test -race"
 go test -race -count=1 ./...
 

@@ -53,12 +53,17 @@ def caddy_bin() -> Path:
 class Server:
     """One server process on 127.0.0.1:<port>, storing rooms in <workdir>/data."""
 
-    def __init__(self, workdir: Path, prefix: str | None = None) -> None:
+    def __init__(self, workdir: Path, prefix: str | None = None, data_dir: Path | None = None,
+                 wiredb_lines: list[str] | None = None) -> None:
         self.kind = server_kind()
         self.prefix = os.environ.get("WIREDB_ROUTE_PREFIX", "rooms") if prefix is None else prefix
         self.prefix = self.prefix.strip("/")
         self.workdir = workdir
-        self.data_dir = workdir / "data"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # data_dir: several servers may share one (cluster mode); default <workdir>/data
+        self.data_dir = data_dir or workdir / "data"
+        # more lines inside `wiredb ... { }` (Caddy only), e.g. a `cluster redis { ... }` block
+        self.wiredb_lines = list(wiredb_lines or [])
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = workdir / "server.log"
@@ -104,7 +109,8 @@ class Server:
             f"http://127.0.0.1:{self.port} {{\n"
             f"\twiredb {matcher} {{\n"
             f"\t\tdata_dir {self.data_dir}\n"
-            "\t}\n"
+            + "".join(f"\t\t{line}\n" for line in self.wiredb_lines)
+            + "\t}\n"
             "}\n"
         )
         return [str(binary), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
@@ -174,8 +180,8 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest):
     failed test are printed."""
     servers: list[Server] = []
 
-    def make(prefix: str | None = None) -> Server:
-        server = Server(tmp_path / f"server{len(servers)}", prefix)
+    def make(prefix: str | None = None, **kwargs) -> Server:
+        server = Server(tmp_path / f"server{len(servers)}", prefix, **kwargs)
         servers.append(server)
         return server
 

@@ -188,3 +188,149 @@ async def write_with_wire_file(path: Path, edits: list[Callable[[Doc], None]], t
             await wait_until(on_disk, timeout=timeout, what=f"wire-file to write {path}")
     return doc
 
+
+
+# --------------------------------------------------------------------------------------
+# Redis for the cluster-mode tests (test_cluster.py): a redis-server of our own on a free
+# 127.0.0.1 port, append-only file fsynced on every write, and a tiny binary-safe RESP
+# client (one TCP connection per call; bulk strings come back as bytes).
+# --------------------------------------------------------------------------------------
+def redis_server_bin() -> str | None:
+    """$WIREDB_REDIS_SERVER, else redis-server on PATH, else None."""
+    import os
+
+    env = os.environ.get("WIREDB_REDIS_SERVER")
+    if env:
+        return env if Path(env).is_file() else None
+    return shutil.which("redis-server")
+
+
+def _resp_command(args: tuple) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, (bytes, bytearray)) else str(a).encode()
+        out += [b"$%d\r\n" % len(b), bytes(b), b"\r\n"]
+    return b"".join(out)
+
+
+def _resp_parse(buf: bytes, pos: int = 0):
+    """(value, next_pos), or None if more bytes are needed. Errors come back as RuntimeError values."""
+    eol = buf.find(b"\r\n", pos)
+    if eol < 0:
+        return None
+    kind, line, nxt = buf[pos:pos + 1], buf[pos + 1:eol], eol + 2
+    if kind == b"+":
+        return line.decode(), nxt
+    if kind == b"-":
+        return RuntimeError(line.decode()), nxt
+    if kind == b":":
+        return int(line), nxt
+    if kind == b"$":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        if len(buf) < nxt + n + 2:
+            return None
+        return buf[nxt:nxt + n], nxt + n + 2
+    if kind == b"*":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        items = []
+        for _ in range(n):
+            r = _resp_parse(buf, nxt)
+            if r is None:
+                return None
+            items.append(r[0])
+            nxt = r[1]
+        return items, nxt
+    raise ValueError(f"RESP: unexpected type byte {kind!r}")
+
+
+def redis_call(port: int, *args, timeout: float = 5.0):
+    """One Redis command on 127.0.0.1:port; returns its reply (raises on a Redis error)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(_resp_command(args))
+        buf = b""
+        while True:
+            r = _resp_parse(buf) if buf else None
+            if r is not None:
+                if isinstance(r[0], RuntimeError):
+                    raise r[0]
+                return r[0]
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"redis :{port} closed the connection before replying to {args[0]}")
+            buf += chunk
+
+
+class RedisProcess:
+    """redis-server --port <free> --bind 127.0.0.1 --dir <dir> --appendonly yes
+    --appendfsync always --save '' (no daemon, no system service). stop() ends it by PID."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        import socket
+
+        self.binary = binary
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log_path = directory / "redis.log"
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> "RedisProcess":
+        import subprocess
+        import time
+
+        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+               "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+               "--logfile", ""]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if redis_call(self.port, "PING", timeout=1) == "PONG":
+                    return self
+            except (OSError, RuntimeError) as e:
+                last = str(e)
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING on {self.port}: {last}\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no redis log)"
+
+
+def redis_hash(reply) -> dict[str, bytes]:
+    """An HGETALL reply as {field: value bytes}."""
+    reply = reply or []
+    return {reply[i].decode(): reply[i + 1] for i in range(0, len(reply) - 1, 2)}

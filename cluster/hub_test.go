@@ -1,0 +1,320 @@
+package cluster
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/caddy-wiredb/wiredb/internal/wstransport"
+	"github.com/caddy-wiredb/wiredb/roomhub"
+	"github.com/caddy-wiredb/wiredb/yproto"
+)
+
+// Hubs in cluster mode, each behind its own HTTP server with the real
+// WebSocket transport, sharing one Redis and one directory: what Caddy
+// instances do, without Caddy.
+
+type testHub struct {
+	hub *roomhub.Hub
+	rc  *Redis
+	url string
+}
+
+func startHub(t *testing.T, srv *redisServer, instance, dir string, opts Options, hopts roomhub.Options) *testHub {
+	t.Helper()
+	rc := newTestRedis(t, srv, instance, opts)
+	hub := roomhub.New(nil, hopts)
+	hub.SetCluster(rc.ForDir(dir), rc.Instance())
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hub.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		c, err := wstransport.Accept(w, r, wstransport.Options{})
+		if err != nil {
+			return
+		}
+		hub.Start(strings.TrimPrefix(r.URL.Path, "/"), c, roomhub.ConnOptions{})
+	}))
+	// Cleanups run last-in first-out: the HTTP server, then the hub, then
+	// (registered by newTestRedis) the Redis client.
+	t.Cleanup(func() { hub.Close() })
+	t.Cleanup(hs.Close)
+	return &testHub{hub: hub, rc: rc, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+}
+
+// wsClient is a y-websocket client that keeps what it receives.
+type wsClient struct {
+	c      *websocket.Conn
+	mu     sync.Mutex
+	msgs   []roomhub.Op
+	closed error
+	done   chan struct{}
+}
+
+func dialClient(t *testing.T, url string) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(-1)
+	wc := &wsClient{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(wc.done)
+		for {
+			_, msg, err := c.Read(context.Background())
+			if err != nil {
+				wc.mu.Lock()
+				wc.closed = err
+				wc.mu.Unlock()
+				return
+			}
+			op, err := roomhub.YWebsocket.Decode(msg)
+			if err != nil {
+				continue
+			}
+			op.Payload = append([]byte(nil), op.Payload...)
+			wc.mu.Lock()
+			wc.msgs = append(wc.msgs, op)
+			wc.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); <-wc.done })
+	// Synced, as a y-websocket client: its step 1, and the room's step 2.
+	wc.send(t, yproto.AppendSyncStep1(nil, []byte{0}))
+	waitFor(t, 5*time.Second, "the room's sync step 2", func() bool {
+		wc.mu.Lock()
+		defer wc.mu.Unlock()
+		for _, op := range wc.msgs {
+			if op.Kind == roomhub.OpSyncStep2 {
+				return true
+			}
+		}
+		return wc.closed != nil
+	})
+	return wc
+}
+
+func (c *wsClient) send(t *testing.T, msg []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// updates returns every update the client received (step 2s and updates).
+func (c *wsClient) updates() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var us [][]byte
+	for _, op := range c.msgs {
+		if op.Kind == roomhub.OpSyncStep2 || op.Kind == roomhub.OpUpdate {
+			us = append(us, op.Payload)
+		}
+	}
+	return us
+}
+
+func (c *wsClient) awareness() []yproto.AwarenessEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var es []yproto.AwarenessEntry
+	for _, op := range c.msgs {
+		if op.Kind == roomhub.OpAwareness {
+			e, _ := yproto.DecodeAwarenessUpdate(op.Payload, 0)
+			es = append(es, e...)
+		}
+	}
+	return es
+}
+
+func (c *wsClient) closeStatus() websocket.StatusCode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return websocket.CloseStatus(c.closed)
+}
+
+// stateOf is what a client has: the merge of what it received, as one
+// state vector (decoded to client -> clock).
+func stateOf(t *testing.T, us [][]byte) map[uint64]uint64 {
+	t.Helper()
+	if len(us) == 0 {
+		return map[uint64]uint64{}
+	}
+	merged, err := yproto.MergeUpdates(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := yproto.ValidateUpdate(merged, yproto.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := map[uint64]uint64{}
+	for _, s := range info.Structs {
+		if s.End > sv[s.Client] {
+			sv[s.Client] = s.End
+		}
+	}
+	return sv
+}
+
+func hasClients(sv map[uint64]uint64, from, to uint64) bool {
+	for c := from; c <= to; c++ {
+		if sv[c] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Updates sent through one hub reach clients of another, never echo back to
+// their sender, and a late joiner on a third hub gets them all.
+func TestHubsShareRooms(t *testing.T) {
+	srv := startRedis(t)
+	dir := t.TempDir()
+	a := startHub(t, srv, "a", dir, Options{}, roomhub.Options{CompactRecords: 7})
+	b := startHub(t, srv, "b", dir, Options{}, roomhub.Options{CompactRecords: 7})
+	ca := dialClient(t, a.url+"/doc")
+	cb := dialClient(t, b.url+"/doc")
+	for i := uint64(1); i <= 20; i++ {
+		c := ca
+		if i%2 == 0 {
+			c = cb
+		}
+		c.send(t, yproto.AppendSyncUpdate(nil, update(i)))
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("a has %v\nb has %v", stateOf(t, ca.updates()), stateOf(t, cb.updates()))
+		}
+	}()
+	waitFor(t, 5*time.Second, "both clients to get the other's updates", func() bool {
+		sa, sb := stateOf(t, ca.updates()), stateOf(t, cb.updates())
+		for i := uint64(1); i <= 20; i++ {
+			if i%2 == 0 && sa[i] == 0 || i%2 == 1 && sb[i] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(100 * time.Millisecond)
+	for i, u := range ca.updates() {
+		if sv := stateOf(t, [][]byte{u}); len(sv) == 1 && sv[1] != 0 && i > 0 {
+			t.Fatalf("a's own update was echoed back to it")
+		}
+	}
+	c := startHub(t, srv, "c", dir, Options{}, roomhub.Options{})
+	cc := dialClient(t, c.url+"/doc")
+	waitFor(t, 5*time.Second, "the late joiner on a third hub to get every update", func() bool {
+		return hasClients(stateOf(t, cc.updates()), 1, 20)
+	})
+}
+
+// The subscription of one hub is cut while another hub's client writes: the
+// hub notices, resubscribes and repairs the gap from the stream, so its
+// client misses nothing.
+func TestHubRepairsLostSubscription(t *testing.T) {
+	srv := startRedis(t)
+	dir := t.TempDir()
+	a := startHub(t, srv, "a", dir, Options{}, roomhub.Options{})
+	b := startHub(t, srv, "b", dir, Options{SubscriptionGrace: time.Minute}, roomhub.Options{})
+	ca := dialClient(t, a.url+"/doc")
+	cb := dialClient(t, b.url+"/doc")
+	ca.send(t, yproto.AppendSyncUpdate(nil, update(1)))
+	waitFor(t, 5*time.Second, "the first update", func() bool { return stateOf(t, cb.updates())[1] != 0 })
+	rc := srv.client(t)
+	// Cut b's subscription and write once while it reconnects (it waits at
+	// least 50 ms): only the repair on resubscription can bring update 2.
+	if err := rc.Do(ctx(t), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ca.send(t, yproto.AppendSyncUpdate(nil, update(2)))
+	waitFor(t, 10*time.Second, "b's client to get the update sent while its hub was unsubscribed",
+		func() bool { return stateOf(t, cb.updates())[2] != 0 })
+	// Again, writing on: a later batch shows the gap, which is repaired too.
+	if err := rc.Do(ctx(t), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(3); i <= 50; i++ {
+		ca.send(t, yproto.AppendSyncUpdate(nil, update(i)))
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "b's client to get every update", func() bool { return hasClients(stateOf(t, cb.updates()), 1, 50) })
+	if cb.closeStatus() != -1 {
+		t.Fatalf("b's client was closed: %v", cb.closeStatus())
+	}
+}
+
+// Redis down: the hub says so (the handler answers 503), and an update the
+// log cannot take closes its sender with 1011; the subscription lost past
+// the grace closes the room's clients with 1013. After Redis is back, a new
+// client gets everything acknowledged before.
+func TestHubFailsClosedWhileRedisIsDown(t *testing.T) {
+	srv := startRedis(t)
+	dir := t.TempDir()
+	opts := Options{Timeout: 500 * time.Millisecond, SubscriptionGrace: 2 * time.Second}
+	a := startHub(t, srv, "a", dir, opts, roomhub.Options{})
+	writer := dialClient(t, a.url+"/doc")
+	reader := dialClient(t, a.url+"/doc")
+	writer.send(t, yproto.AppendSyncUpdate(nil, update(1)))
+	waitFor(t, 5*time.Second, "the acknowledged update", func() bool { return stateOf(t, reader.updates())[1] != 0 })
+	srv.kill()
+	waitFor(t, 5*time.Second, "the hub to report Redis down", func() bool { return a.hub.Healthy() != nil })
+	writer.send(t, yproto.AppendSyncUpdate(nil, update(2)))
+	waitFor(t, 5*time.Second, "the writer closed with 1011", func() bool { return writer.closeStatus() == websocket.StatusInternalError })
+	waitFor(t, 5*time.Second, "the reader closed with 1013 after the grace", func() bool { return reader.closeStatus() == websocket.StatusTryAgainLater })
+	if _, _, err := websocket.Dial(ctx(t), a.url+"/doc", nil); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a join while Redis is down: %v", err)
+	}
+	srv.start()
+	waitFor(t, 10*time.Second, "the hub to be healthy again", func() bool { return a.hub.Healthy() == nil })
+	fresh := dialClient(t, a.url+"/doc")
+	waitFor(t, 5*time.Second, "the fresh client to get the acknowledged update", func() bool { return stateOf(t, fresh.updates())[1] != 0 })
+	if stateOf(t, fresh.updates())[2] != 0 {
+		t.Fatal("the update Redis never took reached a client")
+	}
+}
+
+// Awareness crosses hubs, and a client's removal reaches the other hub when
+// it disconnects.
+func TestHubAwarenessAcrossInstances(t *testing.T) {
+	srv := startRedis(t)
+	dir := t.TempDir()
+	a := startHub(t, srv, "a", dir, Options{}, roomhub.Options{})
+	b := startHub(t, srv, "b", dir, Options{}, roomhub.Options{})
+	ca := dialClient(t, a.url+"/doc")
+	cb := dialClient(t, b.url+"/doc")
+	ca.send(t, yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil,
+		[]yproto.AwarenessEntry{{ClientID: 77, Clock: 1, State: []byte(`{"name":"ann"}`)}})))
+	waitFor(t, 5*time.Second, "b's client to see ann", func() bool {
+		for _, e := range cb.awareness() {
+			if e.ClientID == 77 && string(e.State) == `{"name":"ann"}` {
+				return true
+			}
+		}
+		return false
+	})
+	// A client joining b later gets ann in its greeting.
+	late := dialClient(t, b.url+"/doc")
+	waitFor(t, 5*time.Second, "the late client to see ann", func() bool { return len(late.awareness()) == 1 })
+	ca.c.Close(websocket.StatusNormalClosure, "bye")
+	waitFor(t, 5*time.Second, "b's client to see ann leave", func() bool {
+		for _, e := range cb.awareness() {
+			if e.ClientID == 77 && e.Removed() {
+				return true
+			}
+		}
+		return false
+	})
+}
