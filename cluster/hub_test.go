@@ -214,6 +214,18 @@ func TestHubsShareRooms(t *testing.T) {
 			t.Fatalf("a's own update was echoed back to it")
 		}
 	}
+	// Both hubs compacted their memory, the lease holder by checkpoints,
+	// the other by folding: neither keeps the 20 updates as they came.
+	for _, h := range []*testHub{a, b} {
+		waitFor(t, 5*time.Second, "the room's memory to be compacted", func() bool {
+			rooms := h.hub.Rooms()
+			if len(rooms) == 1 && rooms[0].TailUpdates < 7 {
+				return true
+			}
+			t.Logf("%s: %+v", h.rc.Instance(), rooms)
+			return false
+		})
+	}
 	c := startHub(t, srv, "c", dir, Options{}, roomhub.Options{})
 	cc := dialClient(t, c.url+"/doc")
 	waitFor(t, 5*time.Second, "the late joiner on a third hub to get every update", func() bool {

@@ -34,7 +34,12 @@ func (r *room) applyUpdate(from *conn, update []byte, info yproto.UpdateInfo, ms
 	}
 	if commit != nil {
 		if r.hub.cluster != nil {
-			r.appendShared(*commit)
+			// On a goroutine of its own (the room's job slot owns it;
+			// unload waits for it): the sender reads on while its update
+			// is on its way to the shared log, and what it sends
+			// meanwhile goes in the next batch. A connection's updates
+			// would otherwise go one round trip at a time.
+			go r.appendShared(*commit)
 		} else {
 			r.commitPending(*commit)
 		}

@@ -70,9 +70,8 @@ type room struct {
 	shared         SharedRoom
 	seq            uint64           // the last batch of the shared log applied
 	cpSeq          uint64           // the last batch the room's checkpoint covers
-	sinceCPRecords int              // updates applied after the checkpoint
-	sinceCPBytes   int64            // and their bytes
-	cpRetryAt      int              // sinceCPRecords before a checkpoint is tried again
+	sinceCPRecords int              // updates applied since the room compacted its state
+	sinceCPBytes   int64            // (checkpoint or local fold, shared.go), and their bytes
 	waiting        map[uint64]Batch // delivered ahead of a gap, or while loading
 	outbox         []SharedUpdate   // this hub's updates waiting to be appended
 	outboxFrom     []*conn          // their senders

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -127,7 +128,7 @@ func (r *room) applyWaitingLocked() {
 	}
 	if job := r.checkpointDueLocked(); job != nil {
 		// Never on the goroutine that delivers every room's batches.
-		go r.runSharedCheckpoint(job)
+		go r.checkpointWhileDue(job)
 	}
 }
 
@@ -248,13 +249,25 @@ func (r *room) queueAppendLocked(from *conn, update []byte) (*ticket, error) {
 }
 
 // appendShared is the group append: it appends what waits in the outbox as
-// one batch, outside the room lock, and repeats until nothing waits. The
+// one batch, outside the room lock, and repeats until nothing waits. One
+// runs per room at a time (the jobCommit slot), so batches keep the order
+// in which the room queued their updates. The
 // updates are relayed when the log delivers them back. If the log does not
 // take a batch, its senders are closed with 1011, so that they resend it
 // when they reconnect.
 func (r *room) appendShared(t ticket) {
 	ended := false
+	var froms []*conn // the senders of the batch on its way
 	defer func() {
+		// A goroutine of its own: a panic must not take the server down.
+		// The batch's senders resend it when they reconnect.
+		if v := recover(); v != nil {
+			r.hub.log().Error("panic while appending to the cluster's shared log", zap.String("room", r.key),
+				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			for _, c := range froms {
+				c.close(StatusInternalError, "internal error")
+			}
+		}
 		if !ended {
 			r.mu.Lock()
 			r.endLocked(t)
@@ -263,7 +276,8 @@ func (r *room) appendShared(t ticket) {
 	}()
 	for {
 		r.mu.Lock()
-		batch, froms := r.outbox, r.outboxFrom
+		var batch []SharedUpdate
+		batch, froms = r.outbox, r.outboxFrom
 		r.outbox, r.outboxFrom, r.outboxBytes = nil, nil, 0
 		if len(batch) == 0 {
 			r.endLocked(t)
@@ -293,8 +307,9 @@ func (r *room) appendShared(t ticket) {
 }
 
 // checkpointDueLocked returns a checkpoint for the caller to run (with
-// runSharedCheckpoint, once the room lock is released) when what the log
-// holds after the last checkpoint passed the compaction policy, or nil.
+// runSharedCheckpoint, once the room lock is released) when what the room
+// applied since it last compacted its state passed the compaction policy,
+// or nil.
 func (r *room) checkpointDueLocked() *compaction {
 	if !r.loaded || r.broken {
 		return nil
@@ -303,10 +318,7 @@ func (r *room) checkpointDueLocked() *compaction {
 	if r.sinceCPRecords < o.CompactRecords && r.sinceCPBytes < int64(o.CompactBytes) {
 		return nil
 	}
-	if r.sinceCPRecords < r.cpRetryAt {
-		return nil
-	}
-	// As for files: wait until what follows the checkpoint is half its
+	// As for files: wait until what follows the snapshot is half its
 	// size, so that the cost per update stays constant.
 	if r.sinceCPBytes*2 < int64(len(r.snapshot)) {
 		return nil
@@ -325,11 +337,31 @@ func (r *room) checkpointJobLocked() *compaction {
 		records: r.sinceCPRecords, bytes: r.sinceCPBytes}
 }
 
-// runSharedCheckpoint merges the state a checkpoint job took and stores it
-// as the room's checkpoint, without the room lock.
+// checkpointWhileDue runs job, then the next checkpoint if enough arrived
+// meanwhile: nothing else would start it if no batch followed.
+func (r *room) checkpointWhileDue(job *compaction) {
+	for job != nil {
+		err := r.runSharedCheckpoint(job)
+		if err != nil && !errors.Is(err, ErrNotLeaseHolder) && !errors.Is(err, ErrStaleCheckpoint) {
+			return // logged; the next batch tries again
+		}
+		r.mu.Lock()
+		job = r.checkpointDueLocked()
+		r.mu.Unlock()
+	}
+}
+
+// runSharedCheckpoint merges the state a checkpoint job took, without the
+// room lock, and stores it as the room's checkpoint if this hub holds the
+// room's lease. Either way the merge becomes the room's snapshot: every
+// server that has the room compacts its memory as a single server
+// compacts its file, and only the lease holder also writes the checkpoint
+// (and so bounds the shared log).
 func (r *room) runSharedCheckpoint(job *compaction) error {
 	start := time.Now()
-	merged, cpSeq, err := func() (merged []byte, cpSeq uint64, err error) {
+	var merged []byte
+	var cpSeq uint64
+	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
 				err = fmt.Errorf("panic: %v", v)
@@ -337,48 +369,44 @@ func (r *room) runSharedCheckpoint(job *compaction) error {
 		}()
 		ctx, cancel := r.hub.sharedContext()
 		defer cancel()
-		// The lease first: a server without it merges nothing.
-		if err := r.shared.AcquireLease(ctx); err != nil {
-			return nil, 0, err
-		}
+		leaseErr := r.shared.AcquireLease(ctx)
 		if merged, err = mergeState(job.parts); err != nil {
-			return nil, 0, err
+			merged = nil
+			return err
 		}
 		if _, err := yproto.ValidateUpdate(merged, yproto.Limits{}); err != nil {
-			return nil, 0, fmt.Errorf("merged update: %w", err)
+			merged = nil
+			return fmt.Errorf("merged update: %w", err)
+		}
+		if leaseErr != nil {
+			return leaseErr
 		}
 		cpSeq, err = r.shared.Checkpoint(ctx, merged, job.seq)
-		return merged, cpSeq, err
+		return err
 	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	loaded, sameSnapshot := r.endLocked(job.t)
-	if err != nil {
-		// Another server checkpoints the room, or did past this point:
-		// try again once as many updates again have arrived (the lease
-		// holder may have died meanwhile).
-		r.cpRetryAt = r.sinceCPRecords + r.hub.options().CompactRecords
-		if !errors.Is(err, ErrNotLeaseHolder) && !errors.Is(err, ErrStaleCheckpoint) {
-			r.hub.log().Error("checkpointing room", zap.String("room", r.key), zap.Error(err))
-		} else if cpSeq > r.cpSeq {
-			r.cpSeq = cpSeq
+	if loaded && merged != nil {
+		r.sinceCPRecords -= job.records
+		r.sinceCPBytes -= job.bytes
+		if sameSnapshot {
+			r.installMergedLocked(merged, job.n)
 		}
-		return err
 	}
-	r.hub.metrics().Compacted(time.Since(start))
-	r.cpRetryAt = 0
-	if !loaded {
-		return nil
+	switch {
+	case err == nil:
+		r.hub.metrics().Compacted(time.Since(start))
+		r.cpSeq = cpSeq
+		r.hub.log().Info("checkpointed room", zap.String("room", r.key), zap.Uint64("seq", job.seq),
+			zap.String("checkpoint", r.shared.Where()), zap.Int("bytes", len(merged)), zap.Duration("took", time.Since(start)))
+	case errors.Is(err, ErrNotLeaseHolder) || errors.Is(err, ErrStaleCheckpoint):
+		// Another server checkpoints the room, or did past this point.
+		r.cpSeq = max(r.cpSeq, cpSeq)
+	default:
+		r.hub.log().Error("checkpointing room", zap.String("room", r.key), zap.Error(err))
 	}
-	r.cpSeq = cpSeq
-	r.sinceCPRecords -= job.records
-	r.sinceCPBytes -= job.bytes
-	if sameSnapshot {
-		r.installMergedLocked(merged, job.n)
-	}
-	r.hub.log().Info("checkpointed room", zap.String("room", r.key), zap.Uint64("seq", job.seq),
-		zap.String("checkpoint", r.shared.Where()), zap.Int("bytes", len(merged)), zap.Duration("took", time.Since(start)))
-	return nil
+	return err
 }
 
 // checkpointNow checkpoints the room now, waiting for a checkpoint that
@@ -391,9 +419,9 @@ func (r *room) checkpointNow() error {
 			r.mu.Unlock()
 			return ErrRoomNotFound
 		}
-		if r.sinceCPRecords == 0 {
+		if r.seq == r.cpSeq {
 			r.mu.Unlock()
-			return nil
+			return nil // nothing after the checkpoint
 		}
 		job := r.checkpointJobLocked()
 		r.mu.Unlock()
@@ -413,7 +441,7 @@ func (r *room) checkpointNow() error {
 func (r *room) unloadSharedLocked() {
 	// Not while the cluster is unreachable: a stop would wait for a
 	// timeout per room, and the stream keeps the updates anyway.
-	if r.sinceCPRecords > 0 && !r.broken && r.hub.cluster.Healthy() == nil {
+	if r.seq > r.cpSeq && !r.broken && r.hub.cluster.Healthy() == nil {
 		if job := r.checkpointJobLocked(); job != nil {
 			r.mu.Unlock()
 			err := r.runSharedCheckpoint(job)
