@@ -3,7 +3,9 @@
 //   node bench/report.mjs results.jsonl [title] [settings]
 //
 // Each cell is the median over the rounds of the successful runs; "(×r)" is the ratio to
-// y-websocket's. A failed run shows as FAIL (its error is listed below the table).
+// y-websocket's (without y-websocket in the run: to wiredb baseline's, else to one wiredb
+// instance's, which is how cluster runs compare). A failed run shows as FAIL (its error is
+// listed below the table).
 
 import fs from 'node:fs'
 import os from 'node:os'
@@ -22,12 +24,26 @@ const SERVERS = [
   ['wiredb-baseline', 'wiredb baseline'],
   ['wiredb', 'wiredb'],
   ['wiredb-fsync-never', 'wiredb fsync never'],
-  ['barerelay', 'bare relay']
+  ['barerelay', 'bare relay'],
+  ['wiredb-cluster1', 'wiredb cluster, 1 instance + Redis'],
+  ['wiredb-cluster', 'wiredb cluster, 3 instances + Redis'],
+  ['wiredb-cluster-always', 'wiredb cluster, Redis appendfsync always']
 ].filter(([k]) => rows.some((r) => r.server === k))
-// An A/B run (wiredb-baseline against wiredb, no y-websocket) takes ratios to the baseline.
-const BASE = rows.some((r) => r.server === 'ywebsocket') ? 'ywebsocket' : rows.some((r) => r.server === 'wiredb-baseline') ? 'wiredb-baseline' : 'ywebsocket'
+const has = (k) => rows.some((r) => r.server === k)
+const CLUSTER = SERVERS.some(([k]) => k.startsWith('wiredb-cluster'))
+// An A/B run (wiredb-baseline against wiredb, no y-websocket) takes ratios to the baseline;
+// a cluster run without y-websocket to one wiredb instance.
+const BASE = has('ywebsocket') ? 'ywebsocket' : has('wiredb-baseline') ? 'wiredb-baseline' : has('wiredb') ? 'wiredb' : 'ywebsocket'
+const BASE_LABEL = { ywebsocket: 'y-websocket', 'wiredb-baseline': 'wiredb baseline', wiredb: 'one wiredb instance' }[BASE]
+const isCluster = (server) => server.startsWith('wiredb-cluster')
+const isMulti = (server) => isCluster(server) && server !== 'wiredb-cluster1'
+// a first join on an instance that did not hold the room: a cluster's joins on each
+// instance (fresh_join_median_ms), one instance's first join (medians over the rooms)
+const fresh = (d) => d.fresh_join_median_ms ?? d.first_join_ms
 
-// [bench, label, value(d), 'lo'|'hi' (which is better), digits]
+// [bench, label, value(d), 'lo'|'hi' (which is better), digits, cluster-only]; bench may
+// be a function of the server (the same measure comes from different runs)
+const C = true
 const METRICS = [
   ['idle', 'idle 2,000 conns: RSS per connection (KiB)', (d) => d.rss_per_conn_kb, 'lo', 1],
   ['idle', 'idle: time to open and sync 2,000 (s)', (d) => d.connect_s, 'lo', 2],
@@ -37,6 +53,13 @@ const METRICS = [
   ['fanout-1x10', '  deliveries/s', (d) => d.deliveries_per_s, 'hi', 0],
   ['fanout-1x10', '  server CPU per delivery (µs)', (d) => d.server_cpu_us_per_delivery, 'lo', 1],
   ['fanout-1x10', '  missing deliveries', (d) => d.missing, 'lo', 0],
+  ['fanout-1x10', '  rest of the machine meanwhile (cores busy)', (d) => d.other_cpu_util, 'lo', 2],
+  ['fanout-1x10', '  cross-instance deliveries: share', (d) => d.cross_fraction, 'hi', 2, C],
+  ['fanout-1x10', '  cross-instance latency p50 / p99 (ms)', (d) => d.latency_cross_ms?.n ? [d.latency_cross_ms.p50, d.latency_cross_ms.p99] : null, 'lo', 2, C],
+  ['fanout-1x10', '  same-instance latency p50 / p99 (ms)', (d) => d.latency_local_ms?.n ? [d.latency_local_ms.p50, d.latency_local_ms.p99] : null, 'lo', 2, C],
+  ['fanout-1x10', '  Redis CPU per 1,000 updates (ms)', (d) => d.redis_cpu_ms_per_1k_updates, 'lo', 1, C],
+  ['fanout-1x10', '  servers + Redis CPU per delivery (µs)', (d) => d.cluster_cpu_us_per_delivery ?? d.server_cpu_us_per_delivery, 'lo', 1, C],
+  ['fanout-1x10', '  longest room stream, sampled each second (XLEN)', (d) => d.xlen_max, 'lo', 0, C],
   ['fanout-100x5', '100 rooms × 5 clients (2 writers × 10/s): latency p50 (ms)', (d) => d.latency_ms?.p50, 'lo', 2],
   ['fanout-100x5', '  latency p99 (ms)', (d) => d.latency_ms?.p99, 'lo', 2],
   ['fanout-100x5', '  latency max (ms)', (d) => d.latency_ms?.max, 'lo', 1],
@@ -44,17 +67,37 @@ const METRICS = [
   ['fanout-100x5', '  server CPU per delivery (µs)', (d) => d.server_cpu_us_per_delivery, 'lo', 1],
   ['fanout-100x5', '  server RSS peak (MiB)', (d) => d.rss_peak_mb, 'lo', 1],
   ['fanout-100x5', '  missing deliveries', (d) => d.missing, 'lo', 0],
+  ['fanout-100x5', '  cross-instance latency p50 / p99 (ms)', (d) => d.latency_cross_ms?.n ? [d.latency_cross_ms.p50, d.latency_cross_ms.p99] : null, 'lo', 2, C],
+  ['fanout-100x5', '  Redis CPU per 1,000 updates (ms)', (d) => d.redis_cpu_ms_per_1k_updates, 'lo', 1, C],
+  ['fanout-100x5', '  servers + Redis CPU per delivery (µs)', (d) => d.cluster_cpu_us_per_delivery ?? d.server_cpu_us_per_delivery, 'lo', 1, C],
+  ['fanout-100x5', '  Redis used_memory growth per 1,000 updates, peak (KiB)', (d) => d.redis_mem_peak_growth_kb_per_1k_updates, 'lo', 1, C],
   ['maxrate', 'max relay rate, 1 room, 4 writers + 1 receiver, 64 in flight per writer (updates/s)', (d) => d.updates_per_s, 'hi', 0],
   ['maxrate', '  deliveries/s', (d) => d.deliveries_per_s, 'hi', 0],
   ['maxrate', '  latency p50 / p99 at that rate (ms)', (d) => d.latency_ms && [d.latency_ms.p50, d.latency_ms.p99], 'lo', 1],
   ['maxrate', '  server CPU (cores busy)', (d) => d.server_cpu_util, 'hi', 2],
   ['maxrate', '  server CPU per update relayed to 4 (µs)', (d) => d.server_cpu_us_per_update, 'lo', 1],
   ['maxrate', '  load tool CPU (s, same 2 cores)', (d) => d.tool_cpu_s, 'lo', 2],
+  ['maxrate', '  rest of the machine (other processes, kernel) meanwhile (cores busy)', (d) => d.other_cpu_util, 'lo', 2],
+  ['maxrate', '  cross-instance latency p50 / p99 (ms)', (d) => d.latency_cross_ms?.n ? [d.latency_cross_ms.p50, d.latency_cross_ms.p99] : null, 'lo', 1, C],
+  ['maxrate', '  Redis CPU (cores busy)', (d) => d.redis_cpu_util, 'hi', 2, C],
+  ['maxrate', '  Redis CPU per 1,000 updates (ms)', (d) => d.redis_cpu_ms_per_1k_updates, 'lo', 1, C],
+  ['maxrate', '  servers + Redis CPU per update (µs)', (d) => d.cluster_cpu_us_per_update ?? d.server_cpu_us_per_update, 'lo', 1, C],
+  ['maxrate', '  Redis commands per update', (d) => d.redis_calls_per_update, 'lo', 2, C],
+  ['maxrate', '  Redis used_memory peak (MiB)', (d) => d.redis_used_memory_mb_peak, 'lo', 1, C],
+  ['maxrate', '  Redis used_memory growth per 1,000 updates, peak / end (KiB)', (d) => d.redis_mem_peak_growth_kb_per_1k_updates != null ? [d.redis_mem_peak_growth_kb_per_1k_updates, d.redis_mem_end_growth_kb_per_1k_updates] : null, 'lo', 1, C],
+  ['maxrate', '  instances\' RSS at the end, least / most (MiB)', (d) => d.rss_end_mb_each ? [Math.min(...d.rss_end_mb_each), Math.max(...d.rss_end_mb_each)] : null, 'lo', 1, C],
+  ['maxrate', '  instances\' CPU, least / most (s)', (d) => d.server_cpu_s_each ? [Math.min(...d.server_cpu_s_each), Math.max(...d.server_cpu_s_each)] : null, 'lo', 2, C],
+  ['maxrate', '  longest room stream, sampled each second / at the end (XLEN)', (d) => d.xlen_max != null ? [d.xlen_max, d.xlen_end_max] : null, 'lo', 0, C],
   ['maxrate-w1024', 'max relay rate, 1,024 in flight per writer (updates/s)', (d) => d.updates_per_s, 'hi', 0],
   ['maxrate-w1024', '  latency p50 / p99 at that rate (ms)', (d) => d.latency_ms && [d.latency_ms.p50, d.latency_ms.p99], 'lo', 1],
   ['maxrate-w1024', '  server CPU (cores busy)', (d) => d.server_cpu_util, 'hi', 2],
   ['maxrate-w1024', '  server CPU per update relayed to 4 (µs)', (d) => d.server_cpu_us_per_update, 'lo', 1],
   ['maxrate-w1024', '  missing deliveries', (d) => d.missing, 'lo', 0],
+  ['maxrate-w1024', '  Redis CPU (cores busy)', (d) => d.redis_cpu_util, 'hi', 2, C],
+  ['maxrate-w1024', '  Redis CPU per 1,000 updates (ms)', (d) => d.redis_cpu_ms_per_1k_updates, 'lo', 1, C],
+  ['maxrate-w1024', '  servers + Redis CPU per update (µs)', (d) => d.cluster_cpu_us_per_update ?? d.server_cpu_us_per_update, 'lo', 1, C],
+  ['maxrate-w1024', '  Redis used_memory growth per 1,000 updates, peak / end (KiB)', (d) => d.redis_mem_peak_growth_kb_per_1k_updates != null ? [d.redis_mem_peak_growth_kb_per_1k_updates, d.redis_mem_end_growth_kb_per_1k_updates] : null, 'lo', 1, C],
+  ['maxrate-w1024', '  longest room stream, sampled each second / at the end (XLEN)', (d) => d.xlen_max != null ? [d.xlen_max, d.xlen_end_max] : null, 'lo', 0, C],
   ['coldsync-doc20k', 'doc20k (20,000 updates) in memory: join to complete sync, median (ms)', (d) => d.median_join_ms, 'lo', 1],
   ['coldsync-doc20k', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
   ['coldsync-doc20k', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
@@ -65,8 +108,15 @@ const METRICS = [
   ['coldsync-fragmented', '  loading the 20,000 updates (s)', (d) => d.load_s, 'lo', 2],
   ['coldsync-fragmented', '  step2 size (KiB)', (d) => d.step2_bytes / 1024, 'lo', 0],
   ['unloaded-fragmented', '  from disk, after an idle unload: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
-  ['disk-fragmented', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1]
-]
+  ['disk-fragmented', '  from disk, after a restart: first join (ms)', (d) => d.first_join_ms, 'lo', 1],
+  [(s) => isMulti(s) ? 'coldsync-10k' : 'unloaded-10k', '10,000-update room, first join on an instance that does not hold it, median (ms): one instance from its file after an idle unload; a cluster from checkpoint + log on an instance that never had it, the room live on another', fresh, 'lo', 1],
+  ['coldsync-10k', '  loading the 10,000 updates through one instance (s)', (d) => d.load_s, 'lo', 2],
+  ['coldsync-10k', '  in memory (one instance; a cluster: every join), median (ms)', (d) => d.median_join_ms, 'lo', 1],
+  ['coldsync-10k', '  longest stream while loading (XLEN)', (d) => d.load_xlen_max, 'lo', 0, C],
+  ['unloaded-10k', '  every instance unloaded it: first join on each, median (ms)', fresh, 'lo', 1],
+  ['disk-10k', '  after a restart (a cluster: of every instance): first join on each, median (ms)', fresh, 'lo', 1]
+].filter((m) => !m[5] || CLUSTER)
+const benchOf = (bench, server) => typeof bench === 'function' ? bench(server) : bench
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -82,6 +132,7 @@ const fmt = (x, digits) => {
 /** values of one metric for one server: per round, from successful runs */
 function values (bench, server, get) {
   const out = []
+  bench = benchOf(bench, server)
   for (const r of rows) {
     if (r.bench !== bench || r.server !== server) continue
     if (!r.ok) { out.push({ fail: true, error: r.error, round: r.round }); continue }
@@ -115,7 +166,8 @@ out.push(`# wiredb side by side${title ? ` — ${title}` : ''}`)
 out.push('')
 out.push(`${settings ? settings + '; ' : ''}${os.cpus().length} cores (${os.cpus()[0]?.model || '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
   `node ${process.version}, ${sh('go', ['version']).replace('go version ', '')}. Server and load tool share the machine. ` +
-  `Cells: median over rounds (ratio to ${BASE === 'ywebsocket' ? 'y-websocket' : 'wiredb baseline'}). wiredb = \`fsync interval 1s\` (default); ` +
+  `Cells: median over rounds (ratio to ${BASE_LABEL}). wiredb = \`fsync interval 1s\` (default); ` +
+  (CLUSTER ? 'a cluster\'s clients of one room are spread over its instances round-robin; its server CPU is the sum over the instances, Redis apart; ' : '') +
   'the bare relay forwards bytes and keeps nothing (no cold sync). ' +
   'y-websocket and Hocuspocus also send every update back to its sender (counted as echoes, not deliveries).')
 out.push('')

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +114,14 @@ type coldConfig struct {
 
 func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig, res result) error {
 	f := newFramer(o.proto, cfg.room)
-	url := roomURL(o.url, cfg.room)
+	// Several servers (a cluster): the document is loaded through the first; the joins go
+	// round-robin to the others, so that the first join on each is on a server that never
+	// had the room (it reads the shared checkpoint and log). With -join-only they go
+	// round-robin to all of them.
+	targets := o.urls
+	if len(o.urls) > 1 && !cfg.joinOnly {
+		targets = o.urls[1:]
+	}
 	res["doc"] = doc.name
 	res["doc_updates"] = doc.updates.len()
 	res["doc_list_bytes"] = doc.updates.prefix(doc.updates.len())
@@ -123,9 +131,9 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 	var keep []*client
 	defer func() { closeAll(keep) }()
 	if !cfg.joinOnly {
-		probe := startProbe(o.pid)
+		probe := startProbe(o, []string{cfg.room})
 		mon := &monitorSink{sv: svSink{sv: map[uint64]uint64{}}, wake: make(chan struct{}, 1)}
-		cls, err := dialMany(ctx, o.url, 2, 2, func(int) (string, *framer) { return cfg.room, f },
+		cls, err := dialMany(ctx, 2, 2, func(int) (string, string, *framer) { return o.url, cfg.room, f },
 			func(i int) msgHandler {
 				if i == 1 {
 					return mon
@@ -163,19 +171,28 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 		res["load_updates_per_s"] = round3(float64(doc.updates.len()) / loadS)
 		res["load_server_cpu_s"] = p["server_cpu_s"]
 		res["rss_loaded_mb"] = p["rss_end_mb"]
+		for _, k := range []string{"redis_cpu_s", "redis_used_memory_mb_end", "xlen_max", "xlen_end_max"} {
+			if v, ok := p[k]; ok {
+				res["load_"+k] = v
+			}
+		}
 		fmt.Fprintf(os.Stderr, "  %s loaded (%s) in %.2f s\n", doc.name, cfg.loadMode, loadS)
 	}
 
-	probe := startProbe(o.pid)
+	probe := startProbe(o, []string{cfg.room})
 	var joins []float64
+	var joinServer []int
+	var fresh []float64 // multi: the first join on each server
+	seen := map[int]bool{}
 	var firstStep2OK bool
 	var step2Bytes int
 	var connectMS []float64
 	for i := 0; i < cfg.joins && ctx.Err() == nil; i++ {
 		j := &joinSink{want: doc.sv, sv: svSink{sv: map[uint64]uint64{}}, done: make(chan struct{})}
 		t0 := nanotime()
+		ti := i % len(targets)
 		dctx, cancel := context.WithTimeout(ctx, cfg.joinLimit)
-		cl, err := dial(dctx, url, f, j)
+		cl, err := dial(dctx, roomURL(targets[ti], cfg.room), f, j)
 		cancel()
 		if err != nil {
 			probe.finish()
@@ -210,18 +227,39 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 		}
 		ms := float64(doneAt-t0) / 1e6
 		joins = append(joins, round3(ms))
+		server := ti
+		if len(targets) < len(o.urls) {
+			server++ // targets are o.urls[1:]
+		}
+		joinServer = append(joinServer, server)
+		if !seen[server] {
+			seen[server] = true
+			fresh = append(fresh, round3(ms))
+		}
 		connectMS = append(connectMS, round3(float64(tConn-t0)/1e6))
 		if i == 0 {
 			firstStep2OK = j.step2OK
 			step2Bytes = j.step2Len
 		}
-		fmt.Fprintf(os.Stderr, "  join %d: complete sync in %.1f ms (connect %.1f ms, step2 %d bytes, step2 alone complete: %v)\n", i+1, ms, float64(tConn-t0)/1e6, j.step2Len, j.step2OK)
+		fmt.Fprintf(os.Stderr, "  join %d (server %d): complete sync in %.1f ms (connect %.1f ms, step2 %d bytes, step2 alone complete: %v)\n", i+1, server, ms, float64(tConn-t0)/1e6, j.step2Len, j.step2OK)
 		time.Sleep(100 * time.Millisecond)
 	}
 	p := probe.finish()
 	res["joins_ms"] = joins
 	res["connect_ms"] = connectMS
 	res["join_server_cpu_s"] = p["server_cpu_s"]
+	for _, k := range []string{"redis_cpu_s", "redis_used_memory_mb_end", "xlen_end_max", "redis_commands", "server_cpu_s_each"} {
+		if v, ok := p[k]; ok {
+			res["join_"+k] = v
+		}
+	}
+	if len(o.urls) > 1 {
+		res["join_servers"] = joinServer
+		res["fresh_joins_ms"] = fresh // the first join on each server
+		if len(fresh) > 0 {
+			res["fresh_join_median_ms"] = medianOf(fresh)
+		}
+	}
 	res["rss_end_mb"] = p["rss_end_mb"]
 	res["rss_peak_mb"] = p["rss_peak_mb"]
 	res["step2_bytes"] = step2Bytes
@@ -292,4 +330,71 @@ func loadDoc(ctx context.Context, w *client, f *framer, doc *document, mon *moni
 		}
 	}
 	return nil
+}
+
+// runColdSyncRepeat runs the whole coldsync (load, then joins; or the joins only) in n
+// rooms, <room>-1 ... <room>-n, one after the other, and sums it up: a first join is one
+// sample per room, too few in one room on a noisy machine. first_join_ms is the median
+// of the rooms' first joins (first_joins_ms lists them), fresh_joins_ms every room's
+// joins on servers that did not have the room, median_join_ms the median of every join;
+// the rest (step2 size, ...) is the first room's.
+func runColdSyncRepeat(ctx context.Context, o *options, doc *document, cfg coldConfig, n int, res result) error {
+	var firsts, fresh, all, loads []float64
+	var firstErr error
+	for i := 1; i <= n && ctx.Err() == nil; i++ {
+		c := cfg
+		c.room = fmt.Sprintf("%s-%d", cfg.room, i)
+		r := result{}
+		err := runColdSync(ctx, o, doc, c, r)
+		if i == 1 {
+			res.merge(r)
+		}
+		if err != nil {
+			firstErr = fmt.Errorf("room %s: %w", c.room, err)
+			break
+		}
+		if v, ok := r["first_join_ms"].(float64); ok {
+			firsts = append(firsts, v)
+		}
+		if v, ok := r["fresh_joins_ms"].([]float64); ok {
+			fresh = append(fresh, v...)
+		}
+		if v, ok := r["joins_ms"].([]float64); ok {
+			all = append(all, v...)
+		}
+		if v, ok := r["load_s"].(float64); ok {
+			loads = append(loads, v)
+		}
+	}
+	res["repeat"] = n
+	res["room"] = cfg.room + "-*"
+	res["first_joins_ms"] = firsts
+	res["joins_ms"] = all
+	if len(firsts) > 0 {
+		res["first_join_ms"] = medianOf(firsts)
+	}
+	if len(all) > 0 {
+		res["median_join_ms"] = medianOf(all)
+	}
+	if len(fresh) > 0 {
+		res["fresh_joins_ms"] = fresh
+		res["fresh_join_median_ms"] = medianOf(fresh)
+	}
+	if len(loads) > 0 {
+		res["load_s"] = medianOf(loads)
+		res["load_s_each"] = loads
+	}
+	if firstErr == nil && len(firsts) < n {
+		firstErr = fmt.Errorf("%d of %d rooms done", len(firsts), n)
+	}
+	return firstErr
+}
+
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return round3((s[len(s)/2-1] + s[len(s)/2]) / 2)
 }

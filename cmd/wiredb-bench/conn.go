@@ -256,9 +256,9 @@ func roomURL(base, room string) string {
 	return strings.TrimRight(base, "/") + "/" + url.PathEscape(room)
 }
 
-// dialMany connects n clients (index i to room roomOf(i)), at most conc at a time, and
-// waits until every one is synced. On error it closes what it opened.
-func dialMany(ctx context.Context, base string, n, conc int, roomOf func(i int) (string, *framer), handlerOf func(i int) msgHandler, timeout time.Duration) ([]*client, error) {
+// dialMany connects n clients (index i to room roomOf(i) at base URL roomOf(i)), at most
+// conc at a time, and waits until every one is synced. On error it closes what it opened.
+func dialMany(ctx context.Context, n, conc int, roomOf func(i int) (base, room string, f *framer), handlerOf func(i int) msgHandler, timeout time.Duration) ([]*client, error) {
 	cls := make([]*client, n)
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
@@ -284,7 +284,7 @@ func dialMany(ctx context.Context, base string, n, conc int, roomOf func(i int) 
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			room, f := roomOf(i)
+			base, room, f := roomOf(i)
 			var h msgHandler
 			if handlerOf != nil {
 				h = handlerOf(i)

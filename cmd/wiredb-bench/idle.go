@@ -23,12 +23,12 @@ func runIdle(ctx context.Context, o *options, conns, rooms int, hold, keepalive 
 		names[r] = fmt.Sprintf("%s-%d", o.roomPrefix, r)
 		framers[r] = newFramer(o.proto, names[r])
 	}
-	probe := startProbe(o.pid)
+	probe := startProbe(o, nil)
 	rss0 := probe.rssNow()
-	cpu0, _ := procCPU(o.pid)
+	cpu0 := probe.cpuNow()
 	t0 := time.Now()
-	cls, err := dialMany(ctx, o.url, conns, o.dialConc, func(i int) (string, *framer) {
-		return names[i%rooms], framers[i%rooms]
+	cls, err := dialMany(ctx, conns, o.dialConc, func(i int) (string, string, *framer) {
+		return o.urlFor(i), names[i%rooms], framers[i%rooms]
 	}, nil, o.connectTimeout)
 	if err != nil {
 		probe.finish()
@@ -37,7 +37,7 @@ func runIdle(ctx context.Context, o *options, conns, rooms int, hold, keepalive 
 	defer closeAll(cls)
 	connectS := time.Since(t0).Seconds()
 	fmt.Fprintf(os.Stderr, "  %d connections over %d rooms open and synced in %.1f s; holding %v\n", conns, rooms, connectS, hold)
-	cpuOpen, _ := procCPU(o.pid)
+	cpuOpen := probe.cpuNow()
 	time.Sleep(min(time.Second, hold))
 	rssOpen := probe.rssNow()
 
@@ -55,7 +55,7 @@ func runIdle(ctx context.Context, o *options, conns, rooms int, hold, keepalive 
 		}
 	}
 	rssHeld := probe.rssNow()
-	cpuHeld, _ := procCPU(o.pid)
+	cpuHeld := probe.cpuNow()
 	// how many are still open
 	open := 0
 	for _, cl := range cls {
@@ -72,7 +72,7 @@ func runIdle(ctx context.Context, o *options, conns, rooms int, hold, keepalive 
 	res["conns_per_s"] = round3(float64(conns) / connectS)
 	res["hold_s"] = hold.Seconds()
 	res["open_at_end"] = open
-	if o.pid > 0 {
+	if len(o.pids) > 0 {
 		res["rss_before_mb"] = mb(rss0)
 		res["rss_open_mb"] = mb(rssOpen)
 		res["rss_held_mb"] = mb(rssHeld)

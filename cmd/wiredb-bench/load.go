@@ -42,14 +42,18 @@ type loadRoom struct {
 	acked    []atomic.Int64   // per stream: updates the monitor has, contiguous from 0
 	wake     []chan struct{}  // per writer: the monitor advanced acked of one of its streams
 	peers    []*loadPeer
+	multi    bool // the peers are on several servers (cluster): latency split by path
 }
 
 type loadPeer struct {
 	room    *loadRoom
 	self    int  // writer index, or -1
 	monitor bool // its receipts pace the writers (window mode)
+	server  int  // index of the base URL it is connected to
 	got     [][]uint64
 	h       hist
+	hLocal  hist // multi: from a writer on the same server
+	hCross  hist // multi: from a writer on another server
 	now     int64
 
 	delivered atomic.Int64
@@ -96,7 +100,15 @@ func (p *loadPeer) addRange(client, start, end uint64) {
 		}
 		got[word] |= bit
 		n++
-		p.h.record(p.now - r.sendAt[w][seq].Load())
+		lat := p.now - r.sendAt[w][seq].Load()
+		p.h.record(lat)
+		if r.multi {
+			if r.peers[w%r.writers].server == p.server {
+				p.hLocal.record(lat)
+			} else {
+				p.hCross.record(lat)
+			}
+		}
 	}
 	if n == 0 {
 		return
@@ -148,7 +160,7 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 	var peers []*loadPeer
 	for r := range rooms {
 		name := fmt.Sprintf("%s-%d", o.roomPrefix, r)
-		lr := &loadRoom{name: name, f: newFramer(o.proto, name), writers: cfg.writers, streamOf: map[uint64]int{}}
+		lr := &loadRoom{name: name, f: newFramer(o.proto, name), writers: cfg.writers, streamOf: map[uint64]int{}, multi: len(o.urls) > 1}
 		for i := 0; i < nStreams; i++ {
 			// different rooms start at different streams, so that clientIDs vary
 			s := streams[(r*nStreams+i)%len(streams)]
@@ -169,7 +181,8 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 			lr.wake[w] = make(chan struct{}, 1)
 		}
 		for c := 0; c < cfg.clients; c++ {
-			p := &loadPeer{room: lr, self: -1}
+			// round-robin over the servers by the peer's number in the whole run
+			p := &loadPeer{room: lr, self: -1, server: len(peers) % len(o.urls)}
 			if c < cfg.writers {
 				p.self = c
 			}
@@ -190,9 +203,9 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 	}
 
 	t0 := time.Now()
-	cls, err := dialMany(ctx, o.url, len(peers), o.dialConc, func(i int) (string, *framer) {
+	cls, err := dialMany(ctx, len(peers), o.dialConc, func(i int) (string, string, *framer) {
 		p := peers[i]
-		return p.room.name, p.room.f
+		return o.urls[p.server], p.room.name, p.room.f
 	}, func(i int) msgHandler { return peers[i] }, o.connectTimeout)
 	if err != nil {
 		return err
@@ -207,7 +220,11 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 		clientOf[p] = cls[i]
 	}
 
-	probe := startProbe(o.pid)
+	roomNames := make([]string, len(rooms))
+	for i, lr := range rooms {
+		roomNames[i] = lr.name
+	}
+	probe := startProbe(o, roomNames)
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var writeErr error
@@ -271,11 +288,13 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 	res.merge(probe.finish())
 	closeAll(cls)
 
-	var h hist
+	var h, hLocal, hCross hist
 	var echoes, dups, unknown, bad int64
 	var lastAt int64
 	for _, p := range peers {
 		h.merge(&p.h)
+		hLocal.merge(&p.hLocal)
+		hCross.merge(&p.hCross)
 		echoes += p.echoes
 		dups += p.dups
 		unknown += p.unknown
@@ -295,6 +314,13 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 	res["complete"] = delivered == expected
 	res["deliveries_per_s"] = round3(float64(delivered) / spanS)
 	res["latency_ms"] = h.summary()
+	if len(o.urls) > 1 {
+		res["latency_cross_ms"] = hCross.summary()
+		res["latency_local_ms"] = hLocal.summary()
+		if h.n > 0 {
+			res["cross_fraction"] = round3(float64(hCross.n) / float64(h.n))
+		}
+	}
 	res["echoes"] = echoes
 	res["duplicates"] = dups
 	res["unknown_ranges"] = unknown
@@ -309,6 +335,14 @@ func runLoad(ctx context.Context, o *options, cfg loadConfig, streams []*stream,
 		res["server_cpu_us_per_update"] = round3(cpu * 1e6 / float64(sent))
 		res["server_cpu_util"] = round3(cpu / spanS)
 	}
+	if rcpu, ok := res["redis_cpu_s"].(float64); ok && delivered > 0 {
+		res["redis_cpu_util"] = round3(rcpu / spanS)
+		if cpu, ok := res["server_cpu_s"].(float64); ok {
+			res["cluster_cpu_us_per_delivery"] = round3((cpu + rcpu) * 1e6 / float64(delivered))
+			res["cluster_cpu_us_per_update"] = round3((cpu + rcpu) * 1e6 / float64(sent))
+		}
+	}
+	perThousand(res, sent)
 	if writeErr != nil {
 		return writeErr
 	}

@@ -38,10 +38,14 @@ import (
 )
 
 type options struct {
-	url            string
+	url            string   // the first of urls
+	urls           []string // clients spread over them round-robin (cluster.go)
 	proto          protocol
 	data           string
-	pid            int
+	pids           []int
+	redis          string // redis://127.0.0.1:<port>/<db>: sample the cluster's shared log
+	redisPID       int
+	redisKey       string // a room's stream; %s is the room's name
 	label          string
 	roomPrefix     string
 	dialConc       int
@@ -91,11 +95,17 @@ func run(args []string) int {
 		limit    = fs.Int("limit", 0, "coldsync: use only the first N updates of the document")
 		loadMax  = fs.Duration("load-timeout", 3*time.Minute, "coldsync: bound on loading")
 		joinMax  = fs.Duration("join-timeout", 60*time.Second, "coldsync: bound on one join")
+		repeat   = fs.Int("repeat", 1, "coldsync: do it all in this many rooms (<room>-1 ... <room>-N; 1: <room> itself): first_join_ms is then the median of the rooms' first joins")
 	)
 	cpuProfile := fs.String("cpuprofile", "", "write this tool's CPU profile to the file")
-	fs.StringVar(&o.url, "url", "ws://127.0.0.1:8080/rooms", "base URL; a room's URL is <url>/<room> (loopback only)")
+	urls := &listFlag{vals: []string{"ws://127.0.0.1:8080/rooms"}}
+	pids := &listFlag{}
+	fs.Var(urls, "url", "base URL; a room's URL is <url>/<room> (loopback only). Several (comma-separated or repeated): the servers of a cluster; each room's clients are spread over them round-robin")
 	fs.StringVar(&o.data, "data", "bench/data", "directory of the pre-generated updates (node bench/gen/gen.mjs)")
-	fs.IntVar(&o.pid, "pid", 0, "the server's process ID: measure its CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status)")
+	fs.Var(pids, "pid", "the server's process ID: measure its CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status). Several (comma-separated or repeated): sums, and each")
+	fs.StringVar(&o.redis, "redis", "", "cluster: the shared log's Redis (redis://127.0.0.1:<port>/<db>): its CPU, memory, command counts and the rooms' stream lengths")
+	fs.IntVar(&o.redisPID, "redis-pid", 0, "cluster: redis-server's process ID (default: INFO server's process_id)")
+	fs.StringVar(&o.redisKey, "redis-key", "wiredb:{%s}:log", "cluster: a room's stream in Redis; %s is the room's name")
 	fs.StringVar(&o.label, "label", "", "the server's name in the results")
 	fs.StringVar(&o.roomPrefix, "room-prefix", "", "prefix of room names (default: bench-<time>)")
 	fs.IntVar(&o.dialConc, "dial-concurrency", 32, "connections being opened at once")
@@ -141,9 +151,28 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "wiredb-bench: -protocol must be y-websocket or hocuspocus\n")
 		return 2
 	}
-	if err := loopbackOnly(o.url); err != nil {
+	o.urls = urls.vals
+	if len(o.urls) == 0 {
+		fmt.Fprintf(os.Stderr, "wiredb-bench: -url is empty\n")
+		return 2
+	}
+	o.url = o.urls[0]
+	for _, u := range o.urls {
+		if err := loopbackOnly(u); err != nil {
+			fmt.Fprintf(os.Stderr, "wiredb-bench: %v\n", err)
+			return 2
+		}
+	}
+	var err error
+	if o.pids, err = parsePIDs(pids.vals); err != nil {
 		fmt.Fprintf(os.Stderr, "wiredb-bench: %v\n", err)
 		return 2
+	}
+	if o.redis != "" {
+		if _, _, err := redisAddr(o.redis); err != nil {
+			fmt.Fprintf(os.Stderr, "wiredb-bench: -redis: %v\n", err)
+			return 2
+		}
 	}
 	if o.roomPrefix == "" {
 		o.roomPrefix = fmt.Sprintf("bench-%d", time.Now().Unix())
@@ -175,7 +204,11 @@ func run(args []string) int {
 	defer stop()
 
 	newResult := func(name string) result {
-		return result{"scenario": name, "server": o.label, "protocol": o.proto.String(), "ok": true, "time": time.Now().UTC().Format(time.RFC3339)}
+		r := result{"scenario": name, "server": o.label, "protocol": o.proto.String(), "ok": true, "time": time.Now().UTC().Format(time.RFC3339)}
+		if len(o.urls) > 1 {
+			r["instances"] = len(o.urls)
+		}
+		return r
 	}
 	var streams []*stream
 	needStreams := func() error {
@@ -237,6 +270,10 @@ func run(args []string) int {
 		doc, err := loadDocument(o.data, docN, lim)
 		if err != nil {
 			res.fail(err)
+		} else if *repeat > 1 {
+			if err := runColdSyncRepeat(ctx, &o, doc, cfg, *repeat, res); err != nil {
+				res.fail(err)
+			}
 		} else if err := runColdSync(ctx, &o, doc, cfg, res); err != nil {
 			res.fail(err)
 		}

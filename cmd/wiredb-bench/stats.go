@@ -209,17 +209,21 @@ func selfCPU() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
-// serverProbe measures the server process (-pid) over a phase: CPU delta, RSS sampled
-// every 200 ms (peak, end). Without a pid it measures nothing and reports nulls.
+// serverProbe measures the server processes (-pid, one or several) over a phase: CPU
+// delta, RSS sampled every 200 ms (peak, end; the sum over the processes), and, with
+// -redis, the shared log (cluster.go). Without a pid it measures nothing and reports nulls.
 type serverProbe struct {
-	pid      int
-	cpu0     float64
+	pids     []int
+	cpu0     []float64
 	self0    float64
 	busy0    float64
 	t0       time.Time
 	rss0     uint64
 	peak     uint64
 	last     uint64
+	lastEach []uint64
+	redis    *redisProbe
+	redisErr error
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -227,25 +231,38 @@ type serverProbe struct {
 	finished bool
 }
 
-func startProbe(pid int) *serverProbe {
-	p := &serverProbe{pid: pid, stop: make(chan struct{}), t0: time.Now(), self0: selfCPU(), busy0: machineBusy()}
-	if pid <= 0 {
+// startProbe starts measuring o's servers (and Redis, sampling the streams of rooms).
+func startProbe(o *options, rooms []string) *serverProbe {
+	p := &serverProbe{pids: o.pids, stop: make(chan struct{}), t0: time.Now(), self0: selfCPU(), busy0: machineBusy()}
+	if o.redis != "" {
+		p.redis, p.redisErr = startRedisProbe(o.redis, o.redisPID, o.redisKey, rooms)
+	}
+	if len(p.pids) == 0 && p.redis == nil {
 		return p
 	}
-	p.cpu0, _ = procCPU(pid)
-	p.rss0, _ = procRSS(pid)
-	p.peak, p.last = p.rss0, p.rss0
+	p.cpu0 = make([]float64, len(p.pids))
+	for i, pid := range p.pids {
+		p.cpu0[i], _ = procCPU(pid)
+	}
+	p.lastEach = make([]uint64, len(p.pids))
+	p.sample()
+	p.rss0, p.peak = p.last, p.last
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
-		for {
+		for i := 1; ; i++ {
 			select {
 			case <-p.stop:
 				return
 			case <-t.C:
-				p.sample()
+				if len(p.pids) > 0 {
+					p.sample()
+				}
+				if p.redis != nil && i%5 == 0 {
+					p.redis.sample()
+				}
 			}
 		}
 	}()
@@ -253,28 +270,47 @@ func startProbe(pid int) *serverProbe {
 }
 
 func (p *serverProbe) sample() {
-	r, err := procRSS(p.pid)
+	var sum uint64
+	each := make([]uint64, len(p.pids))
+	for i, pid := range p.pids {
+		r, err := procRSS(pid)
+		if err != nil {
+			p.mu.Lock()
+			p.errs++
+			p.mu.Unlock()
+			return
+		}
+		each[i] = r
+		sum += r
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil {
-		p.errs++
-		return
-	}
-	p.last = r
-	if r > p.peak {
-		p.peak = r
+	p.last = sum
+	copy(p.lastEach, each)
+	if sum > p.peak {
+		p.peak = sum
 	}
 }
 
-// rssNow samples and returns the current RSS (0 without a pid).
+// rssNow samples and returns the current RSS, summed over the servers (0 without a pid).
 func (p *serverProbe) rssNow() uint64 {
-	if p.pid <= 0 {
+	if len(p.pids) == 0 {
 		return 0
 	}
 	p.sample()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last
+}
+
+// cpuNow is the CPU time the servers have used so far, summed (0 without a pid).
+func (p *serverProbe) cpuNow() float64 {
+	var sum float64
+	for _, pid := range p.pids {
+		c, _ := procCPU(pid)
+		sum += c
+	}
+	return sum
 }
 
 // finish stops sampling and returns the measurements (nil values without a pid).
@@ -295,17 +331,58 @@ func (p *serverProbe) finish() map[string]any {
 		"rss_peak_mb":   nil,
 		"rss_end_mb":    nil,
 	}
-	if p.pid <= 0 {
+	if p.redisErr != nil {
+		out["redis_error"] = p.redisErr.Error()
+	}
+	if p.redis != nil {
+		p.redis.finish(out)
+		p.redis = nil
+	}
+	if len(p.pids) == 0 {
 		return out
 	}
+	// what the rest of the machine used meanwhile (other processes, the kernel's own
+	// threads): a round with much of it ran on a busy machine
+	defer func() {
+		if sc, ok := out["server_cpu_s"].(float64); ok {
+			other := busy - tool - sc
+			if rc, ok := out["redis_cpu_s"].(float64); ok {
+				other -= rc
+			}
+			out["other_cpu_s"] = round3(other)
+			out["other_cpu_util"] = round3(other / time.Since(p.t0).Seconds())
+		}
+	}()
 	p.sample()
-	cpu1, err := procCPU(p.pid)
-	if err == nil {
-		out["server_cpu_s"] = round3(cpu1 - p.cpu0)
+	var sum float64
+	each := make([]float64, len(p.pids))
+	ok := true
+	for i, pid := range p.pids {
+		cpu1, err := procCPU(pid)
+		if err != nil {
+			ok = false
+			break
+		}
+		each[i] = round3(cpu1 - p.cpu0[i])
+		sum += cpu1 - p.cpu0[i]
+	}
+	if ok {
+		out["server_cpu_s"] = round3(sum)
 	}
 	out["rss_start_mb"] = mb(p.rss0)
 	out["rss_peak_mb"] = mb(p.peak)
 	out["rss_end_mb"] = mb(p.last)
+	if len(p.pids) > 1 {
+		out["servers"] = len(p.pids)
+		if ok {
+			out["server_cpu_s_each"] = each
+		}
+		e := make([]float64, len(p.lastEach))
+		for i, r := range p.lastEach {
+			e[i] = mb(r)
+		}
+		out["rss_end_mb_each"] = e
+	}
 	return out
 }
 
