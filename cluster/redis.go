@@ -448,8 +448,14 @@ func (c *Redis) receive(ps *redis.PubSub, session uint64) error {
 		}
 	}()
 	defer func() { close(stop); <-watchdog }()
+	// The first read clears the read deadline go-redis set while it
+	// connected (a timeout of 0 sets "none"); later reads leave the
+	// deadline alone (-1). A read that fails ends the session, and a new
+	// session starts on a new connection, so no deadline comes back.
+	timeout := time.Duration(0)
 	for {
-		msg, err := ps.ReceiveTimeout(c.ctx, -1)
+		msg, err := ps.ReceiveTimeout(c.ctx, timeout)
+		timeout = -1
 		if err != nil {
 			select {
 			case <-silent:

@@ -561,3 +561,28 @@ func TestRangeDuringAppendsIsNeverTrimmed(t *testing.T) {
 		}
 	}
 }
+
+// The subscription stays up while Redis does: no read deadline left over
+// from connecting ends it (a regression once dropped it every Timeout).
+func TestSubscriptionOutlivesTheTimeout(t *testing.T) {
+	srv := startRedis(t)
+	a := newTestRedis(t, srv, "a", Options{Timeout: 300 * time.Millisecond}).ForDir(t.TempDir())
+	if _, _, err := a.Join(ctx(t), "doc", &sink{}); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	session := a.session
+	a.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := a.Healthy(); err != nil {
+			t.Fatalf("unhealthy while Redis is fine: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.session != session {
+		t.Fatalf("the subscription was made anew %d times in 2s, with Redis up", a.session-session)
+	}
+}
