@@ -8,10 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,10 +110,11 @@ type Redis struct {
 	mu       sync.Mutex
 	channels map[string]*channelState
 	ps       *redis.PubSub
-	session  uint64    // counts subscription connections
-	downAt   time.Time // when the subscription was lost; zero while up
-	lostSent bool      // sinks were told the loss outlasted the grace
-	pingErr  error     // the last health check's error
+	session  uint64      // counts subscription connections
+	downAt   time.Time   // when the subscription was lost; zero while up
+	down     atomic.Bool // downAt is set (read without the lock per message)
+	lostSent bool        // sinks were told the loss outlasted the grace
+	pingErr  error       // the last health check's error
 }
 
 // channelState is a room channel and the hubs' subscriptions to it (one per
@@ -176,6 +177,9 @@ func New(opts Options) (*Redis, error) {
 		opts.Metrics = nopMetrics{}
 	}
 	redisLoggerOnce.Do(func() { redis.SetLogger(zapPrintf{opts.Logger.Named("go-redis")}) })
+	// RESP2: pub/sub messages are plain replies, without RESP3's push
+	// notification handling on every read.
+	ro.Protocol = 2
 	ro.ContextTimeoutEnabled = true
 	ro.DialTimeout = opts.Timeout
 	ro.ReadTimeout = opts.Timeout
@@ -193,6 +197,7 @@ func New(opts Options) (*Redis, error) {
 		emptied:  make(chan string, 1024),
 		downAt:   time.Now(),
 	}
+	c.down.Store(true)
 	c.wg.Add(3)
 	go c.subscribeLoop()
 	go c.healthLoop()
@@ -343,6 +348,7 @@ func (c *Redis) subscribeLoop() {
 		c.mu.Lock()
 		if c.downAt.IsZero() {
 			c.downAt = time.Now()
+			c.down.Store(true)
 			c.log.Error("subscription to Redis lost", zap.Error(err))
 		}
 		c.mu.Unlock()
@@ -391,28 +397,47 @@ func (c *Redis) newSession() (*redis.PubSub, uint64) {
 }
 
 // receive reads the subscription until it fails or hears nothing, pings
-// included, for silenceLimit.
+// included, for silenceLimit. Reads block without a deadline (setting one
+// per message cost a third of a busy instance's CPU); a watchdog pings
+// the connection and closes it when it falls silent, which ends the read.
 func (c *Redis) receive(ps *redis.PubSub, session uint64) error {
-	lastHeard := time.Now()
-	for {
-		msg, err := ps.ReceiveTimeout(c.ctx, pingInterval)
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return err
+	var lastHeard atomic.Int64
+	lastHeard.Store(time.Now().UnixNano())
+	silent := make(chan struct{})
+	stop := make(chan struct{})
+	watchdog := make(chan struct{})
+	go func() {
+		defer close(watchdog)
+		t := time.NewTicker(pingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
 			}
-			if time.Since(lastHeard) > silenceLimit {
-				return fmt.Errorf("no answer on the subscription for %v", silenceLimit)
+			if time.Since(time.Unix(0, lastHeard.Load())) > silenceLimit {
+				close(silent)
+				ps.Close()
+				return
 			}
 			ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
-			err := ps.Ping(ctx)
+			_ = ps.Ping(ctx) // its answer counts as hearing from Redis
 			cancel()
-			if err != nil {
+		}
+	}()
+	defer func() { close(stop); <-watchdog }()
+	for {
+		msg, err := ps.ReceiveTimeout(c.ctx, -1)
+		if err != nil {
+			select {
+			case <-silent:
+				return fmt.Errorf("no answer on the subscription for %v", silenceLimit)
+			default:
 				return err
 			}
-			continue
 		}
-		lastHeard = time.Now()
+		lastHeard.Store(time.Now().UnixNano())
 		c.markUp()
 		switch m := msg.(type) {
 		case *redis.Subscription:
@@ -426,11 +451,15 @@ func (c *Redis) receive(ps *redis.PubSub, session uint64) error {
 }
 
 func (c *Redis) markUp() {
+	if !c.down.Load() {
+		return // the common case, without the lock
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.downAt.IsZero() {
 		c.log.Info("subscription to Redis in place", zap.Duration("after", time.Since(c.downAt)))
 		c.downAt = time.Time{}
+		c.down.Store(false)
 		c.lostSent = false
 	}
 }
