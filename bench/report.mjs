@@ -45,6 +45,8 @@ const fresh = (d) => d.fresh_join_median_ms ?? d.first_join_ms
 // be a function of the server (the same measure comes from different runs)
 const C = true
 const METRICS = [
+  ['server-log', 'a cluster\'s logs per round: Redis subscription lost (times)', (d) => d.subscription_lost, 'lo', 0, C],
+  ['server-log', '  rooms closed for falling behind the shared log', (d) => d.rooms_closed, 'lo', 0, C],
   ['idle', 'idle 2,000 conns: RSS per connection (KiB)', (d) => d.rss_per_conn_kb, 'lo', 1],
   ['idle', 'idle: time to open and sync 2,000 (s)', (d) => d.connect_s, 'lo', 2],
   ['fanout-1x10', '1 room × 10 writers × 20/s: latency p50 (ms)', (d) => d.latency_ms?.p50, 'lo', 2],
