@@ -262,6 +262,27 @@ func (c *Redis) Healthy() error {
 	return nil
 }
 
+// failed counts a failed operation, and takes a failure that is not
+// Redis's answer (a timeout, a lost connection) as Redis being unreachable
+// until the next ping succeeds: new joins are refused from the first sign,
+// not from the next ping's timeout.
+func (c *Redis) failed(op string, err error) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	c.m.RedisError(op)
+	var reply redis.Error
+	if err == nil || errors.As(err, &reply) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pingErr == nil {
+		c.log.Error("Redis does not answer: refusing new connections", zap.String("op", op), zap.Error(err))
+		c.pingErr = err
+	}
+}
+
 // Persistence reads Redis's appendonly and appendfsync settings.
 func (c *Redis) Persistence(ctx context.Context) (appendonly, appendfsync string, err error) {
 	res, err := c.client.ConfigGet(ctx, "append*").Result()

@@ -43,7 +43,7 @@ func (c *Redis) key(room, what string) string {
 func (c *Rooms) Exists(ctx context.Context, key string) (bool, error) {
 	n, err := c.client.Exists(ctx, c.key(key, "meta")).Result()
 	if err != nil {
-		c.m.RedisError("exists")
+		c.failed("exists", err)
 		return false, err
 	}
 	return n > 0, nil
@@ -59,7 +59,7 @@ func (c *Rooms) Join(ctx context.Context, key string, sink roomhub.ClusterSink) 
 	}
 	sub, err := c.subscribe(ctx, c.key(key, "ch"), sink)
 	if err != nil {
-		c.m.RedisError("subscribe")
+		c.failed("subscribe", err)
 		return nil, st, err
 	}
 	r := &room{c: c, key: key, sub: sub}
@@ -133,7 +133,7 @@ func (r *room) readOnce(ctx context.Context, candidate string) (readState, bool,
 	var st readState
 	res, err := joinScript.Run(ctx, r.c.client, r.keys("meta", "log", "aw"), randomHex(8), candidate).Slice()
 	if err != nil {
-		r.c.m.RedisError("join")
+		r.c.failed("join", err)
 		return st, false, err
 	}
 	if len(res) != 7 {
@@ -195,7 +195,7 @@ func (r *room) Append(ctx context.Context, updates []roomhub.SharedUpdate) (uint
 	start := time.Now()
 	seq, err := appendScript.Run(ctx, r.c.client, r.keys("meta", "log", "ch"), args...).Uint64()
 	if err != nil {
-		r.c.m.RedisError("append")
+		r.c.failed("append", err)
 		if strings.HasPrefix(err.Error(), "WIREDB_RESET") {
 			return 0, fmt.Errorf("%w: %v", roomhub.ErrRoomReset, err)
 		}
@@ -218,7 +218,7 @@ func (r *room) Range(ctx context.Context, after uint64) ([]roomhub.Batch, error)
 		return nil
 	})
 	if err != nil {
-		r.c.m.RedisError("range")
+		r.c.failed("range", err)
 		return nil, err
 	}
 	seq, err := last.Uint64()
@@ -258,7 +258,7 @@ func (r *room) PublishAwareness(ctx context.Context, entries []yproto.AwarenessE
 		args = append(args, strconv.FormatUint(e.ClientID, 10), value)
 	}
 	if err := awarenessScript.Run(ctx, r.c.client, r.keys("aw", "ch"), args...).Err(); err != nil {
-		r.c.m.RedisError("awareness")
+		r.c.failed("awareness", err)
 		return err
 	}
 	return nil
@@ -269,7 +269,7 @@ func (r *room) AcquireLease(ctx context.Context) error {
 	lease, err := leaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance,
 		strconv.FormatInt(r.c.opts.Lease.Milliseconds(), 10)).Int()
 	if err != nil {
-		r.c.m.RedisError("lease")
+		r.c.failed("lease", err)
 		return err
 	}
 	switch lease {
@@ -286,7 +286,7 @@ func (r *room) AcquireLease(ctx context.Context) error {
 // another server that still has the room can checkpoint it at once.
 func (r *room) ReleaseLease(ctx context.Context) error {
 	if err := releaseLeaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance).Err(); err != nil {
-		r.c.m.RedisError("lease")
+		r.c.failed("lease", err)
 		return err
 	}
 	return nil
@@ -299,7 +299,7 @@ func (r *room) ReleaseLease(ctx context.Context) error {
 func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint64, error) {
 	cpSeq, err := r.c.client.HGet(ctx, r.c.key(r.key, "meta"), "cpseq").Uint64()
 	if err != nil {
-		r.c.m.RedisError("checkpoint")
+		r.c.failed("checkpoint", err)
 		return 0, err
 	}
 	if cpSeq >= seq {
@@ -320,7 +320,7 @@ func (r *room) Checkpoint(ctx context.Context, merged []byte, seq uint64) (uint6
 	if err != nil || len(res) != 3 {
 		// Unknown whether it committed: the file stays (if it did not,
 		// a later checkpoint removes it after the grace period).
-		r.c.m.RedisError("checkpoint")
+		r.c.failed("checkpoint", err)
 		if err == nil {
 			err = fmt.Errorf("checkpoint script returned %d values", len(res))
 		}
