@@ -402,6 +402,22 @@ run_scenarios() {
 	fi
 }
 
+# server_log_counts MARK: a JSON line with the counts of the cluster instances' log lines
+# (after the first MARK lines of all of them together, i.e. this round's) that say they lost
+# the Redis subscription, closed a room that could not follow the log, or refused a join
+server_log_counts() {
+	local new
+	new=$( (cat "$out/$cur_server".[0-9]*.log 2>/dev/null || true) | tail -n +"$(($1 + 1))")
+	local lost closed
+	lost=$(grep -c 'subscription to Redis lost' <<< "$new" || true)
+	closed=$(grep -c 'closing room: it cannot follow' <<< "$new" || true)
+	printf '{"bench":"server-log","server":"%s","round":%d,"ok":true,"subscription_lost":%d,"rooms_closed":%d}\n' \
+		"$cur_server" "$round" "$lost" "$closed" >> "$jsonl"
+	if ((lost + closed > 0)); then
+		log "  $cur_server logged $lost lost Redis subscriptions and $closed rooms closed for falling behind the log"
+	fi
+}
+
 t_start=$SECONDS
 read -r -a forward <<< "$SERVERS"
 backward=()
@@ -411,12 +427,17 @@ for round in $(seq 1 "$ROUNDS"); do
 	if ((round % 2 == 0)); then order=("${backward[@]}"); fi
 	for cur_server in "${order[@]}"; do
 		log "round $round/$ROUNDS: $cur_server"
+		log_mark=$( (cat "$out/$cur_server".[0-9]*.log 2>/dev/null || true) | wc -l)
 		if ! start_server "$cur_server"; then
 			printf '{"bench":"start","server":"%s","round":%d,"ok":false,"error":"did not start"}\n' "$cur_server" "$round" >> "$jsonl"
 			continue
 		fi
 		run_scenarios
 		stop_server
+		if [[ "$cur_server" == wiredb-cluster* ]]; then
+			# what the instances logged this round about their hold on the shared log
+			server_log_counts "$log_mark"
+		fi
 	done
 done
 log "done in $((SECONDS - t_start)) s"

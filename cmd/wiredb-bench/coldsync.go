@@ -183,6 +183,7 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 	var joins []float64
 	var joinServer []int
 	var fresh []float64 // multi: the first join on each server
+	var warm []float64  // the joins on a server that had the room (all of them with one URL, unless -join-only)
 	seen := map[int]bool{}
 	var firstStep2OK bool
 	var step2Bytes int
@@ -235,6 +236,11 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 		if !seen[server] {
 			seen[server] = true
 			fresh = append(fresh, round3(ms))
+			if len(o.urls) == 1 && !cfg.joinOnly {
+				warm = append(warm, round3(ms))
+			}
+		} else {
+			warm = append(warm, round3(ms))
 		}
 		connectMS = append(connectMS, round3(float64(tConn-t0)/1e6))
 		if i == 0 {
@@ -252,6 +258,10 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 		if v, ok := p[k]; ok {
 			res["join_"+k] = v
 		}
+	}
+	if len(warm) > 0 {
+		res["warm_joins_ms"] = warm
+		res["warm_join_median_ms"] = medianOf(warm)
 	}
 	if len(o.urls) > 1 {
 		res["join_servers"] = joinServer
@@ -339,7 +349,7 @@ func loadDoc(ctx context.Context, w *client, f *framer, doc *document, mon *moni
 // joins on servers that did not have the room, median_join_ms the median of every join;
 // the rest (step2 size, ...) is the first room's.
 func runColdSyncRepeat(ctx context.Context, o *options, doc *document, cfg coldConfig, n int, res result) error {
-	var firsts, fresh, all, loads []float64
+	var firsts, fresh, warm, all, loads []float64
 	var firstErr error
 	for i := 1; i <= n && ctx.Err() == nil; i++ {
 		c := cfg
@@ -358,6 +368,9 @@ func runColdSyncRepeat(ctx context.Context, o *options, doc *document, cfg coldC
 		}
 		if v, ok := r["fresh_joins_ms"].([]float64); ok {
 			fresh = append(fresh, v...)
+		}
+		if v, ok := r["warm_joins_ms"].([]float64); ok {
+			warm = append(warm, v...)
 		}
 		if v, ok := r["joins_ms"].([]float64); ok {
 			all = append(all, v...)
@@ -379,6 +392,10 @@ func runColdSyncRepeat(ctx context.Context, o *options, doc *document, cfg coldC
 	if len(fresh) > 0 {
 		res["fresh_joins_ms"] = fresh
 		res["fresh_join_median_ms"] = medianOf(fresh)
+	}
+	if len(warm) > 0 {
+		res["warm_joins_ms"] = warm
+		res["warm_join_median_ms"] = medianOf(warm)
 	}
 	if len(loads) > 0 {
 		res["load_s"] = medianOf(loads)
