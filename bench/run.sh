@@ -81,33 +81,7 @@ redis_pid=""
 redis_port=""
 redis_dir=""
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_port() { # port timeout_s [pid]
-	local deadline=$((SECONDS + $2)) pid=${3:-$server_pid}
-	while ((SECONDS < deadline)); do
-		if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	return 1
-}
-
-# wait_ready PORT TIMEOUT_S: a cluster instance refuses WebSocket upgrades with 503 until
-# its subscription to Redis is in place (about a second after it listens). A bodiless
-# upgrade request (no key) is answered 503 before that and 400 after; it opens no room.
-wait_ready() {
-	local deadline=$((SECONDS + $2)) code
-	while ((SECONDS < deadline)); do
-		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
-			"http://127.0.0.1:$1/rooms/ready-probe" || true)
-		[[ "$code" != 503 && "$code" != 000 ]] && return 0
-		sleep 0.05
-	done
-	return 1
-}
+. "$(dirname "$0")/lib.sh" # free_port, wait_port, wait_ready
 
 # room_idle_timeout is short so that the run can measure a join from disk in a warm
 # process (a room unloads that long after its last client left); rooms with clients, as in

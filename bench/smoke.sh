@@ -30,30 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # port pid
-	for _ in $(seq 100); do
-		kill -0 "$2" 2>/dev/null || return 1
-		(echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# wait_ready PORT: a cluster instance answers upgrades 503 until its subscription to Redis is
-# in place; a bodiless upgrade request (no key) gets 503 before, 400 after, and opens no room
-wait_ready() {
-	local code
-	for _ in $(seq 200); do
-		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
-			"http://127.0.0.1:$1/rooms/ready-probe" || true)
-		[[ "$code" != 503 && "$code" != 000 ]] && return 0
-		sleep 0.05
-	done
-	return 1
-}
+. "$(dirname "$0")/lib.sh" # free_port, wait_port, wait_ready
 
 # start_caddy NAME PORT DATA_DIR [EXTRA]: a Caddy on 127.0.0.1:PORT; its pid in $last_pid
 start_caddy() {
@@ -75,7 +52,7 @@ CADDY
 	"$caddy_bin" run --config "$tmp/$name.Caddyfile" >"$tmp/$name.log" 2>&1 &
 	last_pid=$!
 	pids+=("$last_pid")
-	wait_port "$port" "$last_pid" || { echo "$name did not start:"; tail -n 20 "$tmp/$name.log"; exit 1; }
+	wait_port "$port" 10 "$last_pid" || { echo "$name did not start:"; tail -n 20 "$tmp/$name.log"; exit 1; }
 }
 
 go build -o "$tmp/wiredb-bench" ./cmd/wiredb-bench
@@ -105,14 +82,14 @@ mkdir -p "$tmp/redis"
 	--appendonly yes --appendfsync everysec --save '' --daemonize no) >"$tmp/redis.log" 2>&1 &
 rpid=$!
 pids+=("$rpid")
-wait_port "$rport" "$rpid" || { echo "redis-server did not start:"; tail -n 20 "$tmp/redis.log"; exit 1; }
+wait_port "$rport" 10 "$rpid" || { echo "redis-server did not start:"; tail -n 20 "$tmp/redis.log"; exit 1; }
 urls="" cpids=""
 for i in 0 1 2; do
 	p=$(free_port)
 	start_caddy "cluster$i" "$p" "$tmp/cluster-rooms" "cluster redis {
 			url redis://127.0.0.1:$rport/0
 		}"
-	wait_ready "$p" || { echo "cluster$i still answers 503:"; tail -n 20 "$tmp/cluster$i.log"; exit 1; }
+	wait_ready "$p" 10 || { echo "cluster$i still answers 503:"; tail -n 20 "$tmp/cluster$i.log"; exit 1; }
 	urls+="${urls:+,}ws://127.0.0.1:$p/rooms"
 	cpids+="${cpids:+,}$last_pid"
 done

@@ -91,7 +91,7 @@ func acquireCluster(c *Cluster, dir string, logger *zap.Logger, fsync roomhub.Fs
 			Lease:             time.Duration(c.Lease),
 			CheckpointGrace:   time.Duration(c.CheckpointGrace),
 			Logger:            logger.Named("cluster"),
-			Metrics:           sharedClusterMetrics(),
+			Metrics:           clusterMetrics(),
 		})
 		if err != nil {
 			return nil, err
@@ -148,7 +148,8 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// promClusterMetrics implements cluster.Metrics.
+// promClusterMetrics implements cluster.Metrics; one set per process,
+// like promMetrics.
 type promClusterMetrics struct {
 	rtt         prometheus.Observer
 	appends     prometheus.Counter
@@ -181,8 +182,6 @@ var clusterMetrics = sync.OnceValue(func() *promClusterMetrics {
 	m.collector = append(m.collector, rtt, m.errors)
 	return m
 })
-
-func sharedClusterMetrics() *promClusterMetrics { return clusterMetrics() }
 
 func (m *promClusterMetrics) register(reg *prometheus.Registry) error {
 	return registerAll(reg, m.collector)

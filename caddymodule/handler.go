@@ -205,7 +205,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.hubKey = abs
 	if h.Cluster != nil {
-		if err := sharedClusterMetrics().register(ctx.GetMetricsRegistry()); err != nil {
+		if err := clusterMetrics().register(ctx.GetMetricsRegistry()); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}

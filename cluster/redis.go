@@ -292,9 +292,6 @@ func (c *Redis) Persistence(ctx context.Context) (appendonly, appendfsync string
 	return res["appendonly"], res["appendfsync"], nil
 }
 
-// Ping checks that Redis answers.
-func (c *Redis) Ping(ctx context.Context) error { return c.client.Ping(ctx).Err() }
-
 // healthLoop pings Redis every second (the round trip goes to Metrics),
 // and tells the rooms when the subscription stayed lost past the grace.
 func (c *Redis) healthLoop() {

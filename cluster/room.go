@@ -90,37 +90,38 @@ func (r *room) keys(what ...string) []string {
 	return ks
 }
 
-// read runs the join script and reads the checkpoint it names. If the
-// checkpoint file is missing (another server replaced it, and it was
-// removed, between the script and the read), it reads once more.
+// read runs the join script and reads the checkpoint it names. A room
+// without metadata in Redis (a new room, or a Redis that lost it) adopts
+// the newest file the directory has of it, so that what it holds is never
+// dropped. If the checkpoint file is missing (another server replaced it,
+// and it was removed, between the script and the read), it reads once
+// more.
 func (r *room) read(ctx context.Context) (roomhub.SharedState, error) {
 	var candidate string
-	for attempt := 0; ; attempt++ {
-		exists, err := r.c.Exists(ctx, r.key)
-		if err != nil {
-			return roomhub.SharedState{}, err
-		}
-		if !exists && candidate == "" {
-			// A new room, or a Redis that lost the room's metadata: adopt
-			// the newest file the directory has of it, so that what it
-			// holds is never dropped.
+	lookedUp, gone := false, false
+	for {
+		st, created, err := r.readOnce(ctx, candidate, lookedUp)
+		switch {
+		case errors.Is(err, errNoMetadata) && !lookedUp:
 			if candidate, err = storage.LatestCheckpoint(r.c.dir, r.key); err != nil {
 				return roomhub.SharedState{}, err
 			}
-		}
-		st, created, err := r.readOnce(ctx, candidate)
-		if err == nil {
+			lookedUp = true
+		case errors.Is(err, errCheckpointGone) && !gone:
+			gone = true
+		case err != nil:
+			return roomhub.SharedState{}, err
+		default:
 			if created && st.cpName != "" {
 				r.c.log.Warn("room had no metadata in Redis: adopted its newest file as its checkpoint",
 					zap.String("room", r.key), zap.String("checkpoint", st.cpName))
 			}
 			return st.SharedState, nil
 		}
-		if !errors.Is(err, errCheckpointGone) || attempt > 0 {
-			return roomhub.SharedState{}, err
-		}
 	}
 }
+
+var errNoMetadata = errors.New("room has no metadata")
 
 var errCheckpointGone = errors.New("checkpoint file missing")
 
@@ -129,12 +130,19 @@ type readState struct {
 	cpName string
 }
 
-func (r *room) readOnce(ctx context.Context, candidate string) (readState, bool, error) {
+func (r *room) readOnce(ctx context.Context, candidate string, lookedUp bool) (readState, bool, error) {
 	var st readState
-	res, err := joinScript.Run(ctx, r.c.client, r.keys("meta", "log", "aw"), randomHex(8), candidate).Slice()
+	looked := "0"
+	if lookedUp {
+		looked = "1"
+	}
+	res, err := joinScript.Run(ctx, r.c.client, r.keys("meta", "log", "aw"), randomHex(8), candidate, looked).Slice()
 	if err != nil {
 		r.c.failed("join", err)
 		return st, false, err
+	}
+	if len(res) == 1 {
+		return st, false, errNoMetadata
 	}
 	if len(res) != 7 {
 		return st, false, fmt.Errorf("join script returned %d values", len(res))

@@ -46,11 +46,16 @@ return seq
 
 // joinScript reads a room whole, creating its metadata if it has none.
 // KEYS: meta, log, aw. ARGV: a new epoch, the checkpoint to adopt if the
-// room is created. It returns {created, epoch, seq, cp, cpseq, the stream
-// after cpseq, the awareness hash}.
+// room is created, and "1" once the caller looked for one. It returns
+// {created, epoch, seq, cp, cpseq, the stream after cpseq, the awareness
+// hash}, or {-1} for a room without metadata when the caller has not
+// looked for a checkpoint yet (a room that exists costs one call).
 var joinScript = redis.NewScript(`
 local created = 0
 if redis.call('EXISTS', KEYS[1]) == 0 then
+	if ARGV[3] ~= '1' then
+		return {-1}
+	end
 	redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', 0, 'cpseq', 0, 'cp', ARGV[2])
 	created = 1
 end

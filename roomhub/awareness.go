@@ -97,15 +97,28 @@ func (r *room) removeAwarenessOfLocked(c *conn) []yproto.AwarenessEntry {
 		if st == nil || st.owner != c {
 			continue
 		}
-		delete(r.awareness, id)
-		if st.state != nil {
-			removed = append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
-		}
+		removed = r.dropAwarenessLocked(id, st, removed)
 	}
-	if len(removed) > 0 {
-		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, removed), nil, nil), nil)
-	}
+	r.relayAwarenessLocked(removed)
 	return removed
+}
+
+// relayAwarenessLocked broadcasts entries (if any) to every connection.
+func (r *room) relayAwarenessLocked(entries []yproto.AwarenessEntry) {
+	if len(entries) > 0 {
+		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, entries), nil, nil), nil)
+	}
+}
+
+// dropAwarenessLocked deletes the entry of id and, if it was visible,
+// appends its removal (current clock, null state: receivers accept an
+// equal-clock removal) to removed.
+func (r *room) dropAwarenessLocked(id uint64, st *awarenessState, removed []yproto.AwarenessEntry) []yproto.AwarenessEntry {
+	delete(r.awareness, id)
+	if st.state == nil {
+		return removed
+	}
+	return append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
 }
 
 // awarenessUpdateLocked encodes every current awareness state, or returns

@@ -134,7 +134,8 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 			h.metrics().Rejected(RejectRoomLimit)
 			c.close(StatusTryAgainLater, "room full")
 		} else if errors.Is(err, errRoomBroken) {
-			c.close(StatusTryAgainLater, "room lost its place in the cluster's shared log: reconnect to resync")
+			pe := storageFailure(err)
+			c.close(pe.code, pe.reason)
 		} else {
 			c.close(StatusInternalError, "room unavailable")
 		}

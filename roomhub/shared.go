@@ -512,9 +512,7 @@ func (r *room) applyRemoteAwarenessLocked(entries []yproto.AwarenessEntry, now t
 		}
 		changed = append(changed, e)
 	}
-	if len(changed) > 0 {
-		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, changed), nil, nil), nil)
-	}
+	r.relayAwarenessLocked(changed)
 }
 
 // expireRemoteAwareness drops the entries of other hubs that were not
@@ -528,14 +526,9 @@ func (r *room) expireRemoteAwareness(now time.Time) {
 		if st.owner != nil || now.Sub(st.renewed) < AwarenessTimeout {
 			continue
 		}
-		delete(r.awareness, id)
-		if st.state != nil {
-			removed = append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
-		}
+		removed = r.dropAwarenessLocked(id, st, removed)
 	}
-	if len(removed) > 0 {
-		r.broadcastLocked(newOutbound(OpAwareness, yproto.AppendAwarenessUpdate(nil, removed), nil, nil), nil)
-	}
+	r.relayAwarenessLocked(removed)
 }
 
 // renewAwareness republishes the entries of this hub's clients, so that
