@@ -356,7 +356,7 @@ test('Hocuspocus (4.x and 3.x) and y-websocket in one room converge, with awaren
     await waitSame(all, { roots: ROOTS })
     assert.equal(y.map().get('hp').by, 'hp')
     assert.equal(hps[0].map().get('y').from, 'y-websocket')
-    assert.equal(hps[0].xml().get(0).nodeName, 'heading')
+    assert.deepEqual(hps[0].xml().toArray().map((n) => n.nodeName).sort(), ['heading', ...hps.map(() => 'paragraph')], 'y\'s heading and a paragraph of each provider')
 
     // awareness: each side sees the others' states, and a change
     for (const h of hps) h.awareness.setLocalStateField('user', { name: h.label })
