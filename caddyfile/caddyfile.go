@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-wiredb/wiredb/caddymodule"
+	"github.com/caddy-wiredb/wiredb/roomhub"
 )
 
 func init() {
@@ -82,6 +83,8 @@ func pathPrefix(set caddy.ModuleMap) string {
 //	    ping_interval        <duration>
 //	    room_idle_timeout    <duration>
 //	    compact              <records> [<size>]
+//	    protocols            y-websocket | hocuspocus ...
+//	    max_documents_per_connection <n>
 //	}
 func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	d.Next() // directive name
@@ -147,6 +150,18 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 				return d.ArgErr()
 			}
 			h.InsecureSkipOriginCheck = true
+		case "protocols":
+			h.Protocols = d.RemainingArgs()
+			if len(h.Protocols) == 0 {
+				return d.ArgErr()
+			}
+			for _, p := range h.Protocols {
+				if _, ok := roomhub.ParseProtocol(p); !ok {
+					return d.Errf("protocols: unknown protocol '%s' (want y-websocket or hocuspocus)", p)
+				}
+			}
+		case "max_documents_per_connection":
+			h.MaxDocumentsPerConnection, err = intArg(d)
 		case "jwt":
 			err = parseJWT(d, h)
 		case "cluster":
