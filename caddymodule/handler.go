@@ -147,8 +147,8 @@ type Handler struct {
 	// Runtime state.
 	protocols roomhub.Protocols
 	hubKey    string
-	hub    *roomhub.Hub
-	logger *zap.Logger
+	hub       *roomhub.Hub
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -570,6 +570,9 @@ func (h *Handler) roomKey(r *http.Request) string {
 	// Caddy's path matcher is case-insensitive; strip what it matched.
 	if len(path) >= len(h.PathPrefix) && strings.EqualFold(path[:len(h.PathPrefix)], h.PathPrefix) {
 		return path[len(h.PathPrefix):]
+	}
+	if strings.EqualFold(path+"/", h.PathPrefix) {
+		return "" // /rooms for /rooms/: a Hocuspocus provider's URL
 	}
 	return strings.TrimPrefix(path, "/")
 }

@@ -23,11 +23,11 @@ type Hub struct {
 	rooms  map[string]*room
 	closed bool
 
-	serving    sync.WaitGroup // one per served socket (StartWith)
+	serving sync.WaitGroup // one per served socket (StartWith)
 	// sockets are the served sockets, guarded by mu: Close closes those
 	// no room knows of (waiting for their first message, or a Hocuspocus
 	// socket with no document open).
-	sockets map[Transport]struct{}
+	sockets    map[Transport]struct{}
 	background sync.WaitGroup // the fsync loop, and the awareness loop in cluster mode
 
 	connIDs atomic.Uint64
