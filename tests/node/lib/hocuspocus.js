@@ -141,7 +141,7 @@ export class HpClient {
       this.sharedSocket = true
       conf.websocketProvider = socket
     } else {
-      Object.assign(conf, { url, preserveTrailingSlash: true, WebSocketPolyfill: WebSocket, ...RETRY })
+      Object.assign(conf, { url, preserveTrailingSlash: true, WebSocketPolyfill: WebSocket, ...RETRY, ...extra })
     }
     this.provider = new HocuspocusProvider(conf)
     // status, close and disconnect through the provider's own events (forwarded from the

@@ -65,7 +65,7 @@ test('a read_only route: the provider is authenticated "readonly", reads live ed
   }
 }))
 
-test('the document name is the room key: a provider whose URL carries another room part, and sessionAwareness names (doc\\0session), share the y-websocket room', { timeout: 30000, skip: SKIP }, run(async (t, srv) => {
+test('the document name is the room key: a provider whose URL carries another room part or none (/rooms), and sessionAwareness names (doc\\0session), share the y-websocket room', { timeout: 30000, skip: SKIP }, run(async (t, srv) => {
   const room = freshRoom('hpkey')
   const items = []
   try {
@@ -73,6 +73,10 @@ test('the document name is the room key: a provider whose URL carries another ro
     items.push(y)
     const odd = await connectHp(`ws://127.0.0.1:${srv.port}/rooms/not-this-room/at/all`, room, { label: 'odd-url' })
     items.push(odd)
+    // the provider's default: its URL's trailing slash stripped (`/rooms`, served by the route too)
+    const bare = await connectHp(`ws://127.0.0.1:${srv.port}/rooms/`, room, { preserveTrailingSlash: false, label: 'bare-url' })
+    items.push(bare)
+    assert.equal(bare.socket.url, `ws://127.0.0.1:${srv.port}/rooms`)
     const socket = hpSocket(hpUrl(srv))
     items.push(socket)
     const s1 = new HpClient(null, room, { socket, sessionAwareness: true, label: 'session-1' })
@@ -82,11 +86,13 @@ test('the document name is the room key: a provider whose URL carries another ro
     await s2.waitSynced()
     assert.notEqual(s1.provider.effectiveName, room, 'the provider sends doc\\0session')
     odd.text().insert(0, 'odd;')
+    bare.xml().insert(0, [new Y.XmlElement('bare')])
     s1.map().set('s1', 1)
     s2.map().set('s2', 2)
     y.map().set('y', 'yws')
-    await waitSame([y, odd, s1, s2])
+    await waitSame([y, odd, bare, s1, s2], { roots: { text: 'text', map: 'map', prosemirror: 'xml' } })
     assert.equal(y.text().toString(), 'odd;')
+    assert.equal(y.xml().get(0).nodeName, 'bare')
     assert.deepEqual(y.map().toJSON(), { s1: 1, s2: 2, y: 'yws' })
     await s1.waitAcked(); await s2.waitAcked(); await odd.waitAcked()
     assert.ok(!fs.existsSync(roomFile(srv.dataDir, 'not-this-room')), 'no room from the URL')
