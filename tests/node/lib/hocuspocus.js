@@ -144,6 +144,9 @@ export class HpClient {
       Object.assign(conf, { url, preserveTrailingSlash: true, WebSocketPolyfill: WebSocket, ...RETRY, ...extra })
     }
     this.provider = new HocuspocusProvider(conf)
+    // the provider sends every local update (and one step 2 per sync) to the server: count them
+    this.localUpdates = 0
+    this.doc.on('update', (_u, origin) => { if (origin !== this.provider) this.localUpdates++ })
     // status, close and disconnect through the provider's own events (forwarded from the
     // socket; a server Close of the document too): an onClose in the configuration of a
     // provider that makes its own socket is registered twice (on the socket, and again on
@@ -158,6 +161,18 @@ export class HpClient {
   }
 
   ev (type, value) { this.events.push({ type, value, at: Date.now() }) }
+
+  /** SyncStatus frames the socket received for this provider's document: {applied, refused} */
+  acks () {
+    const name = this.provider.effectiveName ?? this.name // 3.x has no sessionAwareness
+    let applied = 0; let refused = 0
+    for (const f of this.rec.frames) {
+      if (f.data.length <= 1) continue
+      const m = decodeHp(f.data)
+      if (m.type === 'sync-status' && m.doc === name) { if (m.applied) applied++; else refused++ }
+    }
+    return { applied, refused }
+  }
 
   get awareness () { return this.provider.awareness }
   get synced () { return this.provider.isSynced }

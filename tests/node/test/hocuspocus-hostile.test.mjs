@@ -67,7 +67,7 @@ const CASES = [
     codes: [1007]
   },
   {
-    label: 'bad sync payload after a valid one in the same frame (trailing bytes)',
+    label: 'a valid update followed by 3 trailing bytes in the same frame',
     frames: (room) => { const u = hpUpdate(room, evilUpdate()); const f = new Uint8Array(u.length + 3); f.set(u); f.set([1, 2, 3], u.length); return [f] },
     codes: [1007]
   },

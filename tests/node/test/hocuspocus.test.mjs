@@ -114,9 +114,14 @@ for (const major of MAJORS) {
         }
         await waitSame(clients, { roots: ROOTS })
         assert.equal(a.xml().length, 2 + 8, 'paragraphs of both')
-        // the edits were acknowledged
+        // the edits were acknowledged, each once: one SyncStatus per update, plus one for the
+        // step 2 of the first sync (a duplicate would arrive right after the last one)
         await Promise.all(clients.map((c) => c.waitAcked()))
-        for (const c of clients) assert.deepEqual(c.closes, [], `${c.label}: no close`)
+        await sleep(200)
+        for (const c of clients) {
+          assert.deepEqual(c.acks(), { applied: 1 + c.localUpdates, refused: 0 }, `${c.label}: SyncStatus once per update (${c.localUpdates} updates) and for the first step 2`)
+          assert.deepEqual(c.closes, [], `${c.label}: no close`)
+        }
       } finally {
         await destroyHp(clients)
       }
@@ -164,6 +169,7 @@ for (const major of MAJORS) {
         // b's own edit, acknowledged, then everyone leaves abruptly (no goodbye needed)
         b.map().set('last', 'b')
         await b.waitAcked()
+        for (const c of clients) assert.deepEqual(c.acks(), { applied: 1 + c.localUpdates, refused: 0 }, `${c.label}: one SyncStatus per update and for the first step 2`)
         const want = copyDoc(a.doc)
         Y.applyUpdate(want, Y.encodeStateAsUpdate(b.doc))
         await destroyHp(clients.splice(0))
