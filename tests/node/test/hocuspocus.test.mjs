@@ -21,7 +21,7 @@ import { TestServer, withServer, IS_CADDY } from '../lib/server.js'
 import { Y, prng, connectClient, destroyAll, freshRoom, sleep, waitFor } from '../lib/clients.js'
 import { roomFile, docFromWireFile } from '../lib/wirefile.js'
 import {
-  MAJORS, HpClient, connectHp, destroyHp, hpSocket, hpUrl, frameDocs, waitSame, copyDoc,
+  MAJORS, HpClient, connectHp, destroyHp, hpSocket, hpUrl, frameDocs, decodeHp, waitSame, copyDoc,
   startReferenceServer, awarenessText
 } from '../lib/hocuspocus.js'
 
@@ -278,8 +278,17 @@ for (const major of MAJORS) {
         // synced = the server's step 2 was applied: nothing more to wait for
         await waitSame([{ doc: want }, late], { roots: ROOTS, timeout: 1, message: 'the late joiner to hold everything once synced' })
         assert.equal(xmlParas(late).length, 20)
+        // alone in the room: its update is acknowledged, not echoed; its awareness is echoed
+        const mark = late.rec.frames.length
         late.map().set('late', true)
+        late.awareness.setLocalStateField('user', { name: 'late' })
         await late.waitAcked()
+        await waitFor(() => late.rec.frames.slice(mark).map((f) => decodeHp(f.data)).some((m) => m.type === 'awareness' && m.payload.some((e) => e.clientID === late.doc.clientID && e.state?.user?.name === 'late')),
+          { message: 'the lone provider\'s own awareness echoed to it', describe: () => late.describe() })
+        await sleep(200)
+        const echoed = late.rec.frames.slice(mark).map((f) => decodeHp(f.data)).filter((m) => m.type === 'sync')
+        // (the reference server does echo it: a difference the contract allows it)
+        if (!REFERENCE) assert.deepEqual(echoed.map((m) => m.sub), [], 'its own update must not be echoed to it')
         Y.applyUpdate(want, Y.encodeStateAsUpdate(late.doc))
         await destroyHp(clients.splice(0))
         if (REFERENCE) return
