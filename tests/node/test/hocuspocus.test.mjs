@@ -287,7 +287,7 @@ for (const major of MAJORS) {
           { message: 'the lone provider\'s own awareness echoed to it', describe: () => late.describe() })
         await sleep(200)
         const echoed = late.rec.frames.slice(mark).map((f) => decodeHp(f.data)).filter((m) => m.type === 'sync')
-        // (the reference server does echo it: a difference the contract allows it)
+        // (the reference server echoes it; our contract says it is not echoed)
         if (!REFERENCE) assert.deepEqual(echoed.map((m) => m.sub), [], 'its own update must not be echoed to it')
         Y.applyUpdate(want, Y.encodeStateAsUpdate(late.doc))
         await destroyHp(clients.splice(0))
@@ -298,6 +298,36 @@ for (const major of MAJORS) {
         clients.push(again)
         await waitSame([{ doc: want }, again], { roots: ROOTS, timeout: 1, message: 'everything after the restart' })
         assert.equal(again.map().get('late'), true)
+      } finally {
+        await destroyHp(clients)
+      }
+    }))
+
+    test(`v${major}: providers ride through a Caddy stop and start: they reconnect, authenticate again, and their offline edits are synced, acknowledged and stored`, { timeout: 45000, skip: caddyOnly('no restart of an in-process server') }, run(async (t, srv) => {
+      const room = freshRoom(`hp${major}ride`)
+      const clients = []
+      try {
+        const a = await connectHp(URL(), room, { major, label: 'a' })
+        const b = await connectHp(URL(), room, { major, label: 'b' })
+        clients.push(a, b)
+        editAll(a, 'online')
+        await waitSame(clients, { roots: ROOTS })
+        await a.waitAcked()
+        await srv.stop()
+        await waitFor(() => clients.every((c) => c.status !== 'connected' && c.disconnects.length > 0), { message: 'both to notice the stop', describe: () => clients.map((c) => c.describe()).join('\n') })
+        t.diagnostic(`closes at the stop: ${JSON.stringify(clients.map((c) => c.disconnects[0]))}`)
+        editAll(a, 'offline-a')
+        b.text().insert(0, 'offline-b;')
+        assert.ok(a.unsynced > 0 && b.unsynced > 0, 'offline edits are unsynced')
+        await srv.start()
+        await waitFor(() => clients.every((c) => c.scopes.length === 2 && c.synced), { timeout: 15000, message: 'both reconnected and authenticated again', describe: () => clients.map((c) => c.describe()).join('\n') })
+        await waitSame(clients, { roots: ROOTS })
+        await a.waitAcked()
+        await b.waitAcked()
+        assert.deepEqual(xmlParas(a).sort(), ['offline-a', 'online'])
+        assert.ok(a.text().toString().includes('offline-b;'))
+        const d = docFromWireFile(roomFile(srv.dataDir, room))
+        assert.equal(d.getText('text').toString(), a.text().toString(), 'the offline edits are in the room file once acknowledged')
       } finally {
         await destroyHp(clients)
       }
