@@ -8,8 +8,8 @@
 // "notes/42" is the room a y-websocket client reaches at /rooms/notes/42. The
 // WebSocket goes to the same host, ws: for an http: page and wss: for https:,
 // at the route's base URL /rooms/ (the `wiredb /rooms/*` route of
-// examples/Caddyfile). The trailing slash matters: `/rooms/*` does not match
-// "/rooms", and the provider strips it unless `preserveTrailingSlash` is set.
+// examples/Caddyfile), kept as written by `preserveTrailingSlash`: without it
+// the provider drops the slash and asks for /rooms, which the route serves too.
 
 import * as Y from 'yjs'
 import { HocuspocusProvider } from '@hocuspocus/provider'
