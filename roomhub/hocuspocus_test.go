@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,6 +226,9 @@ func TestHocuspocusAcknowledgesAfterFsync(t *testing.T) {
 	}
 
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // before the hub's Close, which waits for the fsync
 	syncing := make(chan struct{}, 1)
 	hold := func() {
 		select {
@@ -243,7 +247,7 @@ func TestHocuspocusAcknowledgesAfterFsync(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	testStoreOf(hub).beforeSync.Store(nil)
-	close(release)
+	unblock()
 	if m := p.next(hpType("doc", yproto.HocuspocusSyncStatus)); m.flag != 1 {
 		t.Fatalf("SyncStatus %d for a stored update, want 1", m.flag)
 	}
