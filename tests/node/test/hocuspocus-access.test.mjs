@@ -124,6 +124,7 @@ describe('Hocuspocus tokens on a jwt route', { skip: SKIP_ALL }, () => {
       assert.equal(w.text().toString(), 'doc;', 'the reader\'s edit must not reach the writer')
       assert.equal(w.map().get('evil'), undefined)
       assert.ok(r.unsynced >= before + 2, `the reader's dropped edits are not acknowledged (unsyncedChanges ${r.unsynced})`)
+      await waitFor(() => r.acks().refused >= 2, { message: 'SyncStatus false for the reader\'s two dropped updates', describe: () => JSON.stringify(r.acks()) })
 
       // it still reads live edits
       w.text().insert(w.text().length, 'live;')

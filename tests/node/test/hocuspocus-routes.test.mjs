@@ -56,6 +56,7 @@ test('a read_only route: the provider is authenticated "readonly", reads live ed
     await sleep(300)
     assert.equal(w.text().toString(), 'doc;', 'the viewer\'s edit must not reach the writer')
     assert.ok(v.unsynced > before, 'the dropped edit is not acknowledged')
+    await waitFor(() => v.acks().refused >= 1, { message: 'SyncStatus false for the dropped edit', describe: () => `${JSON.stringify(v.acks())} ${v.describe()}` })
     w.text().insert(4, 'live;')
     await waitFor(() => v.text().toString().endsWith('doc;live;'), { message: 'a live edit at the viewer' })
     await w.waitAcked()
@@ -237,5 +238,34 @@ test('a route with both protocols sends nothing before the client\'s first messa
   } finally {
     if (yraw) await yraw.end()
     if (hraw) await hraw.end()
+  }
+}))
+
+test('document names are checked as room keys: a ".." segment, "." and a name over max_room_key_length get authenticationFailed; the socket and its other document go on', { timeout: 30000, skip: SKIP }, run(async (t, srv) => {
+  const room = freshRoom('hpname')
+  const items = []
+  try {
+    const socket = hpSocket(hpUrl(srv))
+    items.push(socket)
+    const good = new HpClient(null, room, { socket, label: 'good' })
+    items.push(good)
+    await good.waitSynced()
+    for (const name of [`${room}/../other`, '..', '.', 'x'.repeat(300)]) {
+      const c = new HpClient(null, name, { socket, label: `name ${name.slice(0, 20)}` })
+      items.push(c)
+      const reason = await c.waitAuthFailed()
+      t.diagnostic(`${JSON.stringify(name.slice(0, 40))}: ${JSON.stringify(reason)}`)
+      assert.ok(reason.length > 0)
+      assert.equal(c.synced, false)
+      c.text().insert(0, 'EVIL')
+    }
+    good.text().insert(0, 'still fine')
+    await good.waitAcked()
+    assert.equal(socket._wiredbTest.opens, 1, 'the socket stayed open')
+    assert.deepEqual(good.disconnects, [])
+    const names = fs.readdirSync(srv.dataDir)
+    assert.ok(!names.some((n) => n.startsWith('other') || n.startsWith('xxxxxxxx')), `no room of a refused name: ${names.join(' ')}`)
+  } finally {
+    await destroyHp(items)
   }
 }))

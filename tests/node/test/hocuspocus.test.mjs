@@ -424,12 +424,14 @@ test('Hocuspocus (4.x and 3.x) and y-websocket in one room converge, with awaren
   }
 }))
 
-test('a lone provider stays connected for 60 s (4.x with and without awareness, 3.x): no close, no disconnect, status connected', { timeout: 90000, skip: SKIP_ALL || (process.env.WIREDB_SKIP_SLOW === '1' ? 'WIREDB_SKIP_SLOW=1' : false) }, run(async (t, srv) => {
+test('a lone provider stays connected for 60 s (4.x and 3.x, with and without awareness): no close, no disconnect, status connected', { timeout: 90000, skip: SKIP_ALL || (process.env.WIREDB_SKIP_SLOW === '1' ? 'WIREDB_SKIP_SLOW=1' : false) }, run(async (t, srv) => {
   const lone = []
   try {
     for (const major of MAJORS) lone.push(await connectHp(URL(), freshRoom(`hp${major}lone`), { major, label: `v${major}` }))
     // only the server's Ping can keep this one alive (it sends nothing by itself)
     if (MAJORS.includes(4) && !REFERENCE) lone.push(await connectHp(URL(), freshRoom('hp4mute'), { major: 4, awareness: null, label: 'v4-no-awareness' }))
+    // a 3.x provider cannot read a Ping: the server keeps it alive with an empty awareness update
+    if (MAJORS.includes(3) && !REFERENCE) lone.push(await connectHp(URL(), freshRoom('hp3mute'), { major: 3, awareness: null, label: 'v3-no-awareness' }))
     const sockets = lone.map((c) => c.ws)
     const t0 = Date.now()
     const bad = () => lone.filter((c) => c.status !== 'connected' || c.closes.length || c.disconnects.length || c.ws !== sockets[lone.indexOf(c)])
@@ -446,6 +448,7 @@ test('a lone provider stays connected for 60 s (4.x with and without awareness, 
     }
     const mute = lone.find((c) => c.label === 'v4-no-awareness')
     if (mute) assert.ok(mute.rec.pings >= 1, 'the server pinged the silent 4.x provider')
+    for (const c of lone.filter((x) => x.major === 3)) assert.equal(c.rec.pings, 0, `${c.label}: no Ping to a 3.x provider (it cannot read one)`)
     // and they still work
     for (const c of lone) {
       const peer = await connectHp(URL(), c.name, { major: c.major, label: `${c.label}-peer` })
