@@ -192,7 +192,7 @@ function ratio (bench, server, den, get, digits) {
 if (RATIOS.length) {
   out.push('')
   out.push('wiredb, Hocuspocus protocol: our Caddy with wiredb\'s Caddyfile, the load tool speaking Hocuspocus ' +
-    '(every client dials `/rooms/` and names its room as the document). Unlike Hocuspocus it does not send ' +
+    '(every client dials `/rooms`, as a provider does, and names its room as the document). Unlike Hocuspocus it does not send ' +
     'an update back to its sender (the tool counts echoes apart: they are not deliveries, but Hocuspocus spends ' +
     'CPU on them and so does the tool). Ratio columns: medians over medians, < 1 is less (lower latency, CPU, ' +
     'memory; for ↑ rows, a lower rate).')

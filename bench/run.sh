@@ -24,7 +24,7 @@
 #   SERVERS="wiredb-hocuspocus hocuspocus wiredb" ROUNDS=2 bench/run.sh   (or HOCUSPOCUS=1 bench/run.sh)
 #                                our Caddy (wiredb's Caddyfile) driven in the Hocuspocus protocol
 #                                (wiredb-bench -protocol hocuspocus: every client dials
-#                                ws://.../rooms/ and names its room as the document) side by
+#                                ws://.../rooms, as a provider does, and names its room as the document) side by
 #                                side with Hocuspocus itself and with wiredb in y-websocket; the
 #                                report adds the ratios wiredb-hocuspocus / hocuspocus and
 #                                wiredb-hocuspocus / wiredb.

@@ -258,12 +258,13 @@ func roomURL(base, room string) string {
 
 // dialURL is the URL a client of room connects to. y-websocket names the room in the
 // path (roomURL). A Hocuspocus provider connects to one URL for all its documents and
-// names the document in every message (wire.go), so it dials the base URL, with a
-// trailing slash (ws://127.0.0.1:8080/rooms/: a `/rooms/*` route does not match
-// /rooms).
+// names the document in every message (wire.go), so it dials the base URL, and, as a
+// provider does by default, without a trailing slash (@hocuspocus/provider 4.x
+// src/HocuspocusProviderWebsocket.ts serverUrl strips it unless preserveTrailingSlash):
+// ws://127.0.0.1:8080/rooms.
 func dialURL(p protocol, base, room string) string {
 	if p == protoHocuspocus {
-		return strings.TrimRight(base, "/") + "/"
+		return strings.TrimRight(base, "/")
 	}
 	return roomURL(base, room)
 }

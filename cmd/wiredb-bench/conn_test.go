@@ -19,9 +19,10 @@ func TestDialURL(t *testing.T) {
 	}{
 		{protoYWebsocket, "ws://127.0.0.1:1/rooms", "ws://127.0.0.1:1/rooms/notes%2F42"},
 		{protoYWebsocket, "ws://127.0.0.1:1/rooms/", "ws://127.0.0.1:1/rooms/notes%2F42"},
-		// a provider dials the route's base; the document name is in its messages
-		{protoHocuspocus, "ws://127.0.0.1:1/rooms", "ws://127.0.0.1:1/rooms/"},
-		{protoHocuspocus, "ws://127.0.0.1:1/rooms/", "ws://127.0.0.1:1/rooms/"},
+		// a provider dials the route's base, without a trailing slash by default; the
+		// document name is in its messages
+		{protoHocuspocus, "ws://127.0.0.1:1/rooms", "ws://127.0.0.1:1/rooms"},
+		{protoHocuspocus, "ws://127.0.0.1:1/rooms/", "ws://127.0.0.1:1/rooms"},
 	} {
 		if got := dialURL(c.p, c.base, "notes/42"); got != c.want {
 			t.Errorf("dialURL(%v, %q) = %q, want %q", c.p, c.base, got, c.want)
@@ -72,7 +73,7 @@ func TestDialManyHocuspocusBaseURL(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	base := "ws" + strings.TrimPrefix(srv.URL, "http") + "/rooms"
+	base := "ws" + strings.TrimPrefix(srv.URL, "http") + "/rooms/"
 	rooms := []string{"a", "notes/42"}
 	cls, err := dialMany(context.Background(), 2, 2, func(i int) (string, string, *framer) {
 		return base, rooms[i], newFramer(protoHocuspocus, rooms[i])
@@ -87,8 +88,8 @@ func TestDialManyHocuspocusBaseURL(t *testing.T) {
 		t.Fatalf("%d auth messages, want 2", len(paths))
 	}
 	for i, p := range paths {
-		if p != "/rooms/" {
-			t.Errorf("client for %q dialed %q, want /rooms/", docs[i], p)
+		if p != "/rooms" {
+			t.Errorf("client for %q dialed %q, want /rooms", docs[i], p)
 		}
 	}
 	if !(docs[0] == "a" && docs[1] == "notes/42" || docs[0] == "notes/42" && docs[1] == "a") {
