@@ -5,15 +5,19 @@ package caddyfile
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-wiredb/wiredb/caddymodule"
+	"github.com/caddy-wiredb/wiredb/roomhub"
 )
 
 func init() {
@@ -47,7 +51,23 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if handler.Room == "" && handler.PathPrefix == "" {
 		handler.PathPrefix = pathPrefix(matcherSet)
 	}
-	return h.NewRoute(matcherSet, handler), nil
+	routes := h.NewRoute(matcherSet, handler)
+	if p := handler.PathPrefix; handler.Room == "" && len(p) > 1 && strings.HasSuffix(p, "/") && servesHocuspocus(handler.Protocols) {
+		// A Hocuspocus provider strips the trailing slash of its URL:
+		// pointed at /rooms/, it requests /rooms, which /rooms/* does not
+		// match. A route of its own (a second path in the first would
+		// stop Caddy from sorting the routes by path length) serves it;
+		// its documents name their rooms.
+		bare := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{strings.TrimSuffix(p, "/")}, nil)}
+		routes = append(routes, h.NewRoute(bare, handler)...)
+	}
+	return routes, nil
+}
+
+// servesHocuspocus reports whether a protocols setting includes Hocuspocus
+// (the default, empty, does).
+func servesHocuspocus(protocols []string) bool {
+	return len(protocols) == 0 || slices.Contains(protocols, roomhub.ProtocolHocuspocus.String())
 }
 
 // pathPrefix returns "/rooms/" for a matcher set whose only matcher is the
@@ -82,6 +102,8 @@ func pathPrefix(set caddy.ModuleMap) string {
 //	    ping_interval        <duration>
 //	    room_idle_timeout    <duration>
 //	    compact              <records> [<size>]
+//	    protocols            y-websocket | hocuspocus ...
+//	    max_documents_per_connection <n>
 //	}
 func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	d.Next() // directive name
@@ -147,6 +169,18 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 				return d.ArgErr()
 			}
 			h.InsecureSkipOriginCheck = true
+		case "protocols":
+			h.Protocols = d.RemainingArgs()
+			if len(h.Protocols) == 0 {
+				return d.ArgErr()
+			}
+			for _, p := range h.Protocols {
+				if _, ok := roomhub.ParseProtocol(p); !ok {
+					return d.Errf("protocols: unknown protocol '%s' (want y-websocket or hocuspocus)", p)
+				}
+			}
+		case "max_documents_per_connection":
+			h.MaxDocumentsPerConnection, err = intArg(d)
 		case "jwt":
 			err = parseJWT(d, h)
 		case "cluster":

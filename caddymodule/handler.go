@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -128,15 +129,26 @@ type Handler struct {
 	RateLimitMessages float64 `json:"rate_limit_messages,omitempty"`
 	RateLimitBytes    int64   `json:"rate_limit_bytes,omitempty"`
 
+	// Protocols are the wire protocols the route serves: "y-websocket"
+	// and "hocuspocus" (@hocuspocus/provider). Each connection's first
+	// message tells which it speaks. Default: both.
+	Protocols []string `json:"protocols,omitempty"`
+
+	// MaxDocumentsPerConnection bounds the documents one Hocuspocus
+	// connection may have open at once; one more is refused with the
+	// provider's authenticationFailed. Default: 100.
+	MaxDocumentsPerConnection int `json:"max_documents_per_connection,omitempty"`
+
 	// Cluster, when set, serves the rooms together with other Caddy
 	// instances through Redis (docs/cluster.md). Every instance must share
 	// DataDir (a shared filesystem), where checkpoints go.
 	Cluster *Cluster `json:"cluster,omitempty"`
 
 	// Runtime state.
-	hubKey string
-	hub    *roomhub.Hub
-	logger *zap.Logger
+	protocols roomhub.Protocols
+	hubKey    string
+	hub       *roomhub.Hub
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -192,6 +204,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxMessageSize == 0 {
 		h.MaxMessageSize = roomhub.DefaultMaxMessageSize
 	}
+	if h.MaxDocumentsPerConnection == 0 {
+		h.MaxDocumentsPerConnection = roomhub.DefaultMaxDocuments
+	}
+	protocols, err := parseProtocols(h.Protocols)
+	if err != nil {
+		return err
+	}
+	h.protocols = protocols
 	opts, err := h.hubOptions()
 	if err != nil {
 		return err
@@ -353,6 +373,12 @@ func (h *Handler) Validate() error {
 	if h.MaxRooms < 0 || h.MaxConnectionsPerRoom < 0 || h.MaxDocumentSize < 0 {
 		return fmt.Errorf("max_rooms, max_connections_per_room and max_document_size must not be negative")
 	}
+	if h.MaxDocumentsPerConnection < 0 {
+		return fmt.Errorf("max_documents_per_connection must not be negative")
+	}
+	if _, err := parseProtocols(h.Protocols); err != nil {
+		return err
+	}
 	if h.RateLimitMessages < 0 || h.RateLimitBytes < 0 {
 		return fmt.Errorf("rate_limit_messages and rate_limit_bytes must not be negative")
 	}
@@ -391,16 +417,48 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP upgrades a WebSocket request and serves it until it ends.
+// parseProtocols reads the protocols setting; empty means every protocol.
+func parseProtocols(names []string) (roomhub.Protocols, error) {
+	if len(names) == 0 {
+		return roomhub.ProtocolSet(roomhub.ProtocolYWebsocket, roomhub.ProtocolHocuspocus), nil
+	}
+	var set roomhub.Protocols
+	for _, n := range names {
+		p, ok := roomhub.ParseProtocol(n)
+		if !ok {
+			return 0, fmt.Errorf("protocols: unknown protocol %q (want y-websocket or hocuspocus)", n)
+		}
+		set |= roomhub.ProtocolSet(p)
+	}
+	return set, nil
+}
+
+// ServeHTTP upgrades a WebSocket request and hands it to the hub.
+//
+// A y-websocket client's room is in the request (its path, or the route's
+// room template). A Hocuspocus provider names its documents in its
+// messages, each a room key, and sends a token per document after the
+// upgrade: so on a route that serves it, a request naming no room, or
+// carrying no token, is upgraded, and a y-websocket client that turns out
+// to need them is closed with 1008 once its first message shows its
+// protocol.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !isWebSocketUpgrade(r) {
 		return next.ServeHTTP(w, r)
 	}
+	hocuspocus := h.protocols.Has(roomhub.ProtocolHocuspocus)
+	so := roomhub.StartOptions{Protocols: h.protocols}
 	key := h.roomKey(r)
-	if err := h.checkRoomKey(key); err != nil {
-		// The reason goes in the body: a client can't see it otherwise.
-		http.Error(w, "invalid room key: "+err.Error(), http.StatusBadRequest)
-		return nil
+	if h.protocols.Has(roomhub.ProtocolYWebsocket) {
+		if key == "" && hocuspocus {
+			so.RefuseYWebsocket = "no room in the URL: connect to " + h.PathPrefix + "<room>"
+		} else if err := h.checkRoomKey(key); err != nil {
+			// The reason goes in the body: a client can't see it otherwise.
+			http.Error(w, "invalid room key: "+err.Error(), http.StatusBadRequest)
+			return nil
+		}
+	} else {
+		key = "" // Hocuspocus names its rooms in its messages
 	}
 	if err := h.hub.Healthy(); err != nil {
 		// Fail closed: a join now could not be kept in sync with the
@@ -418,18 +476,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// many bytes to arrive.
 		MaxMessageSize: h.MaxMessageSize,
 	}
+	requestToken := ""
 	if h.JWT != nil {
-		g, aerr := h.JWT.authorize(r, key, time.Now())
-		if aerr != nil {
-			h.logger.Debug("refused a connection", zap.String("room", key), zap.Int("status", aerr.status), zap.String("reason", aerr.reason))
-			http.Error(w, aerr.reason, aerr.status)
-			return nil
-		}
-		readOnly = readOnly || g.readOnly
-		if g.protocol != "" {
-			// A browser fails the handshake unless one offered protocol is
-			// echoed; the token entry is the one it offered.
-			accept.Subprotocols = []string{g.protocol}
+		raw, _ := tokenOf(r)
+		switch {
+		case raw == "" && hocuspocus:
+			if so.RefuseYWebsocket == "" {
+				so.RefuseYWebsocket = "missing token: pass ?token= or a Sec-WebSocket-Protocol entry " + tokenProtocolPrefix + "<jwt>"
+			}
+		default:
+			g, aerr := h.JWT.authorize(r, key, time.Now())
+			if aerr != nil {
+				h.logger.Debug("refused a connection", zap.String("room", key), zap.Int("status", aerr.status), zap.String("reason", aerr.reason))
+				http.Error(w, aerr.reason, aerr.status)
+				return nil
+			}
+			readOnly = readOnly || g.readOnly
+			if g.protocol != "" {
+				// A browser fails the handshake unless one offered
+				// protocol is echoed; the token entry is the one it
+				// offered.
+				accept.Subprotocols = []string{g.protocol}
+			}
+			requestToken = raw
 		}
 	}
 	conn, err := wstransport.Accept(w, r, accept)
@@ -439,17 +508,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.logger.Debug("websocket upgrade failed", zap.String("room", key), zap.Error(err))
 		return nil
 	}
-	// The hub owns the connection from here on, on a goroutine of its own:
-	// it outlives this request (and its context) across config reloads, and
-	// this handler's goroutine, with the deep stack it grew on the way
-	// here, ends now instead of idling under every open connection.
-	_ = h.hub.Start(key, conn, roomhub.ConnOptions{
+	so.Room = key
+	so.ConnOptions = roomhub.ConnOptions{
 		Codec:           roomhub.YWebsocket,
 		ReadOnly:        readOnly,
 		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
 		RateLimit:       roomhub.RateLimit{MessagesPerSecond: h.RateLimitMessages, BytesPerSecond: float64(h.RateLimitBytes)},
-	})
+	}
+	if hocuspocus {
+		so.Hocuspocus = roomhub.HocuspocusOptions{
+			MaxDocuments: h.MaxDocumentsPerConnection,
+			Authorize: func(name, token string) (roomhub.DocumentAccess, error) {
+				return h.authorizeDocument(name, token, requestToken)
+			},
+		}
+	}
+	// The hub owns the connection from here on, on a goroutine of its own:
+	// it outlives this request (and its context) across config reloads, and
+	// this handler's goroutine, with the deep stack it grew on the way
+	// here, ends now instead of idling under every open connection.
+	_ = h.hub.StartWith(conn, so)
 	return nil
+}
+
+// authorizeDocument decides what a Hocuspocus document named name may do:
+// the name is its room key, checked as keys from paths are, and on a jwt
+// route its token (or, if the provider sent none, the request's) must
+// grant it.
+func (h *Handler) authorizeDocument(name, token, requestToken string) (roomhub.DocumentAccess, error) {
+	if err := h.checkRoomKey(name); err != nil {
+		return roomhub.DocumentAccess{}, fmt.Errorf("invalid document name: %w", err)
+	}
+	readOnly := h.ReadOnly
+	if h.JWT != nil {
+		if token == "" {
+			token = requestToken
+		}
+		if token == "" {
+			return roomhub.DocumentAccess{}, errors.New("missing token: set the provider's token to a room token")
+		}
+		g, aerr := h.JWT.check(token, name, time.Now())
+		if aerr != nil {
+			return roomhub.DocumentAccess{}, aerr
+		}
+		readOnly = readOnly || g.readOnly
+	}
+	return roomhub.DocumentAccess{
+		Key:             name,
+		ReadOnly:        readOnly,
+		IgnoreAwareness: readOnly && h.ReadOnlyAwareness == "drop",
+	}, nil
 }
 
 // roomKey computes the room key of a request.
@@ -462,6 +570,9 @@ func (h *Handler) roomKey(r *http.Request) string {
 	// Caddy's path matcher is case-insensitive; strip what it matched.
 	if len(path) >= len(h.PathPrefix) && strings.EqualFold(path[:len(h.PathPrefix)], h.PathPrefix) {
 		return path[len(h.PathPrefix):]
+	}
+	if strings.EqualFold(path+"/", h.PathPrefix) {
+		return "" // /rooms for /rooms/: a Hocuspocus provider's URL
 	}
 	return strings.TrimPrefix(path, "/")
 }

@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,7 +48,6 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("invalid room keys get 400 with the reason", func(t *testing.T) {
 		for _, tc := range []struct{ path, reason string }{
-			{"/rooms/", "empty room key"},
 			{"/rooms/" + strings.Repeat("k", 65), "longer than 64 bytes"},
 			{"/rooms/a/%00/b", "NUL"},
 			{"/rooms/a/../b", "'..' segment"},
@@ -69,6 +69,26 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a y-websocket client naming no room is closed once it speaks", func(t *testing.T) {
+		// The route serves Hocuspocus too, whose providers connect to
+		// /rooms/ and name their documents in their messages.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws://127.0.0.1:9080/rooms/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{0})); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = ws.Read(ctx)
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, "no room in the URL") {
+			t.Fatalf("read %v, want a 1008 close saying there is no room in the URL", err)
+		}
+	})
+
 	t.Run("a room is served and stored", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -77,6 +97,11 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ws.CloseNow()
+		// The server speaks once the client's first message has told its
+		// protocol: a y-websocket client's step 1.
+		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{0})); err != nil {
+			t.Fatal(err)
+		}
 		_, greeting, err := ws.Read(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -89,17 +114,20 @@ func TestEndToEnd(t *testing.T) {
 		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncUpdate(nil, update)); err != nil {
 			t.Fatal(err)
 		}
-		// The step 2 answering our step 1 proves the update was handled.
-		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{0})); err != nil {
+		// The step 2 answering a second step 1 proves the update was handled.
+		if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{1, 1, 2})); err != nil {
 			t.Fatal(err)
 		}
+		steps := 0
 		for {
 			_, b, err := ws.Read(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if m, _ := yproto.DecodeMessage(b); m.Type == yproto.MessageSync && m.Sync == yproto.SyncStep2 {
-				break
+				if steps++; steps == 2 {
+					break
+				}
 			}
 		}
 		data, err := os.ReadFile(filepath.Join(dir, "notes%2F42.y"))
@@ -136,8 +164,8 @@ func TestEndToEnd(t *testing.T) {
 		for _, want := range []string{
 			"caddy_wiredb_connections_open 1",
 			"caddy_wiredb_rooms_loaded 1",
-			`caddy_wiredb_messages_total{direction="in",type="sync_update"} 1`,
-			`caddy_wiredb_messages_total{direction="out",type="sync_step2"} 1`,
+			`caddy_wiredb_messages_total{direction="in",protocol="y-websocket",type="sync_update"} 1`,
+			`caddy_wiredb_messages_total{direction="out",protocol="y-websocket",type="sync_step2"} 2`,
 			"caddy_wiredb_append_seconds_count 1",
 		} {
 			if !strings.Contains(body, want) {

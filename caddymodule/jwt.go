@@ -150,12 +150,22 @@ func parsePublicKey(data []byte) (any, error) {
 	return nil, fmt.Errorf("PEM block %q: want PUBLIC KEY or CERTIFICATE (never a private key)", block.Type)
 }
 
-// authorize checks the request's token for room key.
+// authorize checks the request's token for room key; an empty key (a
+// request naming no room, whose Hocuspocus documents are checked one by
+// one) checks the token alone.
 func (j *JWT) authorize(r *http.Request, key string, now time.Time) (grant, *authError) {
 	raw, protocol := tokenOf(r)
 	if raw == "" {
 		return grant{}, &authError{http.StatusUnauthorized, "missing token: pass ?token= or a Sec-WebSocket-Protocol entry " + tokenProtocolPrefix + "<jwt>"}
 	}
+	g, aerr := j.check(raw, key, now)
+	g.protocol = protocol
+	return g, aerr
+}
+
+// check verifies a token and what it grants in room key (any room, if key
+// is empty).
+func (j *JWT) check(raw, key string, now time.Time) (grant, *authError) {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{j.alg})
 	if err != nil {
 		return grant{}, &authError{http.StatusUnauthorized, "invalid token: " + err.Error()}
@@ -177,14 +187,14 @@ func (j *JWT) authorize(r *http.Request, key string, now time.Time) (grant, *aut
 		}
 		return grant{}, &authError{http.StatusUnauthorized, "invalid token: " + err.Error()}
 	}
-	if !roomAllowed(c.Rooms, key) {
+	if key != "" && !roomAllowed(c.Rooms, key) {
 		return grant{}, &authError{http.StatusForbidden, "token does not grant room " + key}
 	}
 	switch c.Scope {
 	case "write":
-		return grant{protocol: protocol}, nil
+		return grant{}, nil
 	case "read", "":
-		return grant{readOnly: true, protocol: protocol}, nil
+		return grant{readOnly: true}, nil
 	}
 	return grant{}, &authError{http.StatusForbidden, fmt.Sprintf("token scope %q: want read or write", c.Scope)}
 }

@@ -18,10 +18,10 @@ type promMetrics struct {
 	rooms       prometheus.Gauge
 	connections prometheus.Gauge
 	fileBytes   prometheus.Gauge
-	// Indexed by direction and kind, resolved once: Message is called for
-	// every message in and out.
-	messages  [2][roomhub.NumMessageKinds]prometheus.Counter
-	bytes     [2][roomhub.NumMessageKinds]prometheus.Counter
+	// Indexed by direction, protocol and kind, resolved once: Message is
+	// called for every message in and out.
+	messages  [2][roomhub.NumProtocols][roomhub.NumMessageKinds]prometheus.Counter
+	bytes     [2][roomhub.NumProtocols][roomhub.NumMessageKinds]prometheus.Counter
 	rejected  [roomhub.NumRejectReasons]prometheus.Counter
 	slow      prometheus.Counter
 	append    prometheus.Observer
@@ -54,13 +54,16 @@ func newPromMetrics() *promMetrics {
 	m.fileBytes = gauge("file_bytes", "Total size of the files of the loaded rooms.")
 
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "messages_total",
-		Help: "y-websocket messages, by direction (in: from clients) and type."}, []string{"direction", "type"})
+		Help: "WebSocket messages, by direction (in: from clients), protocol (y-websocket, hocuspocus) and type."},
+		[]string{"direction", "protocol", "type"})
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "message_bytes_total",
-		Help: "Bytes of y-websocket messages, by direction and type."}, []string{"direction", "type"})
+		Help: "Bytes of WebSocket messages, by direction, protocol and type."}, []string{"direction", "protocol", "type"})
 	for d, dir := range []string{"in", "out"} {
-		for k := range roomhub.NumMessageKinds {
-			m.messages[d][k] = msgs.WithLabelValues(dir, k.String())
-			m.bytes[d][k] = bytes.WithLabelValues(dir, k.String())
+		for p := range roomhub.NumProtocols {
+			for k := range roomhub.NumMessageKinds {
+				m.messages[d][p][k] = msgs.WithLabelValues(dir, p.String(), k.String())
+				m.bytes[d][p][k] = bytes.WithLabelValues(dir, p.String(), k.String())
+			}
 		}
 	}
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_total",
@@ -118,12 +121,12 @@ func (m *promMetrics) Synced(took time.Duration)    { m.fsync.Observe(took.Secon
 func (m *promMetrics) Compacted(took time.Duration) { m.compact.Observe(took.Seconds()) }
 func (m *promMetrics) FileBytes(delta int64)        { m.fileBytes.Add(float64(delta)) }
 
-func (m *promMetrics) Message(dir roomhub.Direction, kind roomhub.MessageKind, n int) {
-	if dir > roomhub.Outbound || kind >= roomhub.NumMessageKinds {
+func (m *promMetrics) Message(dir roomhub.Direction, proto roomhub.Protocol, kind roomhub.MessageKind, n int) {
+	if dir > roomhub.Outbound || proto >= roomhub.NumProtocols || kind >= roomhub.NumMessageKinds {
 		return
 	}
-	m.messages[dir][kind].Inc()
-	m.bytes[dir][kind].Add(float64(n))
+	m.messages[dir][proto][kind].Inc()
+	m.bytes[dir][proto][kind].Add(float64(n))
 }
 
 func (m *promMetrics) Rejected(reason roomhub.RejectReason) {

@@ -28,7 +28,60 @@ type Codec interface {
 	AppendAwareness(dst, awarenessUpdate []byte) []byte
 	// AppendPermissionDenied tells a client that its writes are refused.
 	AppendPermissionDenied(dst []byte, reason string) []byte
+	// AppendSyncStatus acknowledges one step 2 or update of the client's:
+	// applied (stored under the fsync policy) or refused. It returns dst
+	// unchanged for a protocol without acknowledgements.
+	AppendSyncStatus(dst []byte, applied bool) []byte
+	// AppendStateless carries an application's stateless message; it
+	// returns dst unchanged for a protocol without them.
+	AppendStateless(dst, payload []byte) []byte
+	// Protocol names the codec's protocol, for metrics.
+	Protocol() Protocol
 }
+
+// Protocol is a wire protocol the hub speaks.
+type Protocol uint8
+
+const (
+	ProtocolYWebsocket Protocol = iota // y-protocols over one room per socket
+	ProtocolHocuspocus                 // Hocuspocus: documents multiplexed by name
+	NumProtocols
+)
+
+var protocolNames = [NumProtocols]string{"y-websocket", "hocuspocus"}
+
+// String is the protocol's name in the Caddyfile and in metrics.
+func (p Protocol) String() string {
+	if p < NumProtocols {
+		return protocolNames[p]
+	}
+	return "unknown"
+}
+
+// ParseProtocol returns the protocol named s (as String writes it).
+func ParseProtocol(s string) (Protocol, bool) {
+	for p, name := range protocolNames {
+		if name == s {
+			return Protocol(p), true
+		}
+	}
+	return 0, false
+}
+
+// Protocols is a set of protocols; the zero value means y-websocket only.
+type Protocols uint8
+
+// ProtocolSet returns the set of ps.
+func ProtocolSet(ps ...Protocol) Protocols {
+	var s Protocols
+	for _, p := range ps {
+		s |= 1 << p
+	}
+	return s
+}
+
+// Has reports whether p is in the set.
+func (s Protocols) Has(p Protocol) bool { return s&(1<<p) != 0 }
 
 // OpKind is what an inbound message asks of the room.
 type OpKind uint8
@@ -50,6 +103,9 @@ const (
 	OpAwareness
 	// OpQueryAwareness asks for every current awareness state.
 	OpQueryAwareness
+	// OpStateless carries an application's message for the room's other
+	// connections, relayed and never stored.
+	OpStateless
 )
 
 // Op is one decoded inbound message.
@@ -64,7 +120,7 @@ type Op struct {
 // protocol-neutral and encoded for each codec at most once. It is built and
 // read under the room's lock.
 type outbound struct {
-	kind    OpKind // OpUpdate, OpAwareness or OpSyncStep2
+	kind    OpKind // OpUpdate, OpAwareness, OpSyncStep2 or OpStateless
 	payload []byte
 	// Encodings so far: the sender's own message, relayed as it came when
 	// codecs match, and those made for other codecs. Two fit inline, as
@@ -102,7 +158,7 @@ func (m *outbound) frameFor(codec Codec) []byte {
 			return e.frame
 		}
 	}
-	var frame []byte
+	var frame []byte // nil: the codec cannot carry the message
 	switch m.kind {
 	case OpUpdate:
 		frame = codec.AppendUpdate(nil, m.payload)
@@ -110,6 +166,8 @@ func (m *outbound) frameFor(codec Codec) []byte {
 		frame = codec.AppendAwareness(nil, m.payload)
 	case OpSyncStep2:
 		frame = codec.AppendSyncStep2(nil, m.payload)
+	case OpStateless:
+		frame = codec.AppendStateless(nil, m.payload)
 	}
 	if m.n < len(m.codecs) {
 		m.codecs[m.n], m.frames[m.n] = codec, frame

@@ -60,6 +60,7 @@ func (r *room) storeUpdate(from *conn, update []byte, info yproto.UpdateInfo, ms
 	if checkNew {
 		cov, err := r.coverageLocked()
 		if err == nil && cov.covers(info) {
+			from.acknowledge() // nothing new: stored already
 			return nil, nil, nil
 		}
 	}
@@ -160,8 +161,14 @@ func (r *room) finishCommit(t ticket, n int, syncErr error) (done bool, job *com
 	return true, job
 }
 
-// acceptLocked makes a stored update part of the room and relays it.
+// acceptLocked makes a stored update part of the room, acknowledges it to
+// its sender, and relays it.
 func (r *room) acceptLocked(update []byte, msg *outbound, from *conn) {
+	if from != nil {
+		// Before the relay: the sender's "stored" is never later than
+		// what others see of it.
+		from.acknowledge()
+	}
 	r.tail = append(r.tail, update)
 	r.tailBytes += len(update)
 	r.stateVector = nil

@@ -26,6 +26,10 @@ type conn struct {
 	// ignoreAwareness: the connection's awareness updates are dropped.
 	ignoreAwareness bool
 	hub             *Hub
+	// applied acknowledges one of the client's updates (codec's
+	// AppendSyncStatus; nil for a protocol without acknowledgements). It is
+	// built once and enqueued as is: queued messages are never modified.
+	applied []byte
 
 	mu        sync.Mutex
 	queue     [][]byte
@@ -50,7 +54,16 @@ func newConn(t Transport, codec Codec, readOnly bool, hub *Hub) *conn {
 		codec:    codec,
 		readOnly: readOnly,
 		hub:      hub,
+		applied:  codec.AppendSyncStatus(nil, true),
 		closed:   make(chan struct{}),
+	}
+}
+
+// acknowledge tells the client that one of its updates is stored (or had
+// nothing new), for protocols that say so (Hocuspocus' SyncStatus).
+func (c *conn) acknowledge() {
+	if c != nil && c.applied != nil {
+		c.enqueue(c.applied)
 	}
 }
 
@@ -124,7 +137,7 @@ func (c *conn) drain(drained chan struct{}) {
 		// read a message finds it in the metrics.
 		m := c.hub.metrics()
 		for _, msg := range batch {
-			m.Message(Outbound, c.codec.Kind(msg), len(msg))
+			m.Message(Outbound, c.codec.Protocol(), c.codec.Kind(msg), len(msg))
 		}
 		if err := c.t.WriteMessages(batch, c.hub.options().WriteTimeout); err != nil {
 			c.close(StatusGoingAway, "write failed")

@@ -23,7 +23,11 @@ type Hub struct {
 	rooms  map[string]*room
 	closed bool
 
-	serving    sync.WaitGroup // one per Serve call
+	serving sync.WaitGroup // one per served socket (StartWith)
+	// sockets are the served sockets, guarded by mu: Close closes those
+	// no room knows of (waiting for their first message, or a Hocuspocus
+	// socket with no document open).
+	sockets    map[Transport]struct{}
 	background sync.WaitGroup // the fsync loop, and the awareness loop in cluster mode
 
 	connIDs atomic.Uint64
@@ -236,11 +240,20 @@ func (h *Hub) Close() error {
 			detached = append(detached, r)
 		}
 	}
+	sockets := make([]Transport, 0, len(h.sockets))
+	for t := range h.sockets {
+		sockets = append(sockets, t)
+	}
 	h.mu.Unlock()
 
 	rooms := append(h.loadedRooms(), detached...)
 	for _, r := range rooms {
 		r.closeAll(StatusGoingAway, "server shutting down")
+	}
+	for _, t := range sockets {
+		// A no-op for those a room closed above. Close waits for the
+		// handshake: one goroutine each, as conn.close does.
+		go t.Close(StatusGoingAway, "server shutting down")
 	}
 	drained := make(chan struct{})
 	go func() { h.serving.Wait(); close(drained) }()
@@ -251,6 +264,9 @@ func (h *Hub) Close() error {
 		// Their readers end once their sockets do.
 		for _, r := range rooms {
 			r.cutAll()
+		}
+		for _, t := range sockets {
+			t.CloseNow()
 		}
 	}
 	h.cancel()

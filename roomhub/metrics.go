@@ -11,8 +11,8 @@ type Metrics interface {
 	ConnClosed()
 	RoomLoaded(took time.Duration)
 	RoomUnloaded()
-	// Message counts one inbound or outbound message of a kind.
-	Message(dir Direction, kind MessageKind, bytes int)
+	// Message counts one inbound or outbound message of a protocol and kind.
+	Message(dir Direction, proto Protocol, kind MessageKind, bytes int)
 	// Rejected counts a connection closed for what it sent or failed to
 	// read; SlowClient is one of the reasons.
 	Rejected(reason RejectReason)
@@ -41,11 +41,16 @@ const (
 	KindAwareness
 	KindAuth
 	KindQueryAwareness
-	KindOther // text frames, unknown types
+	KindStateless  // Hocuspocus
+	KindSyncStatus // Hocuspocus: acknowledgements
+	KindClose      // Hocuspocus: a document closed on its socket
+	KindPing       // Hocuspocus: connection-level Ping and Pong
+	KindOther      // text frames, unknown types
 	NumMessageKinds
 )
 
-var messageKindNames = [NumMessageKinds]string{"sync_step1", "sync_step2", "sync_update", "awareness", "auth", "query_awareness", "other"}
+var messageKindNames = [NumMessageKinds]string{"sync_step1", "sync_step2", "sync_update", "awareness", "auth", "query_awareness",
+	"stateless", "sync_status", "close", "ping", "other"}
 
 func (k MessageKind) String() string {
 	if k < NumMessageKinds {
@@ -67,10 +72,11 @@ const (
 	RejectRoomLimit                        // 1013: max_rooms, max_connections_per_room
 	RejectPingTimeout                      // 1001: no pong
 	RejectInternal                         // 1011: storage failure, panic
+	RejectUnauthorized                     // a Hocuspocus document's token refused
 	NumRejectReasons
 )
 
-var rejectReasonNames = [NumRejectReasons]string{"malformed", "unsupported", "too_big", "rate_limit", "document_size", "slow_client", "room_limit", "ping_timeout", "internal"}
+var rejectReasonNames = [NumRejectReasons]string{"malformed", "unsupported", "too_big", "rate_limit", "document_size", "slow_client", "room_limit", "ping_timeout", "internal", "unauthorized"}
 
 func (r RejectReason) String() string {
 	if r < NumRejectReasons {
@@ -82,13 +88,13 @@ func (r RejectReason) String() string {
 // nopMetrics is the default Metrics.
 type nopMetrics struct{}
 
-func (nopMetrics) ConnOpened()                         {}
-func (nopMetrics) ConnClosed()                         {}
-func (nopMetrics) RoomLoaded(time.Duration)            {}
-func (nopMetrics) RoomUnloaded()                       {}
-func (nopMetrics) Message(Direction, MessageKind, int) {}
-func (nopMetrics) Rejected(RejectReason)               {}
-func (nopMetrics) Appended(time.Duration)              {}
-func (nopMetrics) Synced(time.Duration)                {}
-func (nopMetrics) Compacted(time.Duration)             {}
-func (nopMetrics) FileBytes(int64)                     {}
+func (nopMetrics) ConnOpened()                                   {}
+func (nopMetrics) ConnClosed()                                   {}
+func (nopMetrics) RoomLoaded(time.Duration)                      {}
+func (nopMetrics) RoomUnloaded()                                 {}
+func (nopMetrics) Message(Direction, Protocol, MessageKind, int) {}
+func (nopMetrics) Rejected(RejectReason)                         {}
+func (nopMetrics) Appended(time.Duration)                        {}
+func (nopMetrics) Synced(time.Duration)                          {}
+func (nopMetrics) Compacted(time.Duration)                       {}
+func (nopMetrics) FileBytes(int64)                               {}

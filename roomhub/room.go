@@ -208,7 +208,11 @@ func (r *room) broadcastLocked(msg *outbound, except *conn) {
 		if c == except {
 			continue
 		}
-		if !c.enqueue(msg.frameFor(c.codec)) && c.dropIfFull() {
+		frame := msg.frameFor(c.codec)
+		if frame == nil {
+			continue // e.g. a stateless message, for a y-websocket client
+		}
+		if !c.enqueue(frame) && c.dropIfFull() {
 			r.hub.metrics().Rejected(RejectSlowClient)
 			r.hub.log().Warn("closing a client too slow to keep up", zap.String("room", r.key),
 				zap.Int("outbound_queue_size", r.hub.options().OutboundQueueBytes))
@@ -233,4 +237,12 @@ func (r *room) cutAll() {
 	for c := range r.conns {
 		c.t.CloseNow()
 	}
+}
+
+// relayStateless relays an application's stateless message to the room's
+// other connections whose protocol carries them. It is never stored.
+func (r *room) relayStateless(from *conn, payload, msg []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.broadcastLocked(newOutbound(OpStateless, payload, from.codec, msg), from)
 }

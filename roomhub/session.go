@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -34,23 +35,68 @@ type RateLimit struct {
 	BytesPerSecond    float64
 }
 
-// Start runs one connection in room key, on goroutines of the hub's own,
-// and returns at once. The caller hands t over and keeps no other use of
-// it; the hub closes it. An HTTP handler that hands its connection over
-// this way lets its own goroutine end, with the deep stack a request
-// handler has grown. Close waits for these connections.
+// Start runs one y-websocket connection in room key, on goroutines of the
+// hub's own, and returns at once; it greets the client without waiting for
+// it. See StartWith.
 func (h *Hub) Start(key string, t Transport, co ConnOptions) error {
+	return h.StartWith(t, StartOptions{ConnOptions: co, Room: key})
+}
+
+// StartOptions say how to serve one socket.
+type StartOptions struct {
+	// ConnOptions apply to a y-websocket connection; for Hocuspocus
+	// documents, ReadOnly and IgnoreAwareness are the defaults when
+	// Authorize is nil, and RateLimit bounds the whole socket.
+	ConnOptions
+	// Protocols the socket may speak; the zero set means y-websocket only.
+	// With more than one, the client's first message tells which, and the
+	// server sends nothing before it.
+	Protocols Protocols
+	// Room is the room of a y-websocket connection.
+	Room string
+	// RefuseYWebsocket, when set, closes a y-websocket client with 1008
+	// and this reason as soon as its first message shows its protocol: a
+	// route that admits Hocuspocus providers without a token in the
+	// request (they send it later, per document) still needs one from
+	// y-websocket clients.
+	RefuseYWebsocket string
+	Hocuspocus       HocuspocusOptions
+}
+
+// HocuspocusOptions configure the Hocuspocus protocol.
+type HocuspocusOptions struct {
+	// Authorize decides what a document's token allows: name is the
+	// document name (without a provider's sessionId) and token what the
+	// provider sent, maybe empty. An error refuses the document, its text
+	// being the reason the provider gets. Nil accepts every token, with
+	// the document name as its room key.
+	Authorize func(name, token string) (DocumentAccess, error)
+	// MaxDocuments bounds the documents open at once on one socket; the
+	// zero value means DefaultMaxDocuments.
+	MaxDocuments int
+}
+
+// DefaultMaxDocuments bounds the documents one Hocuspocus socket may have
+// open at once.
+const DefaultMaxDocuments = 100
+
+// DocumentAccess is what a Hocuspocus document's token allows.
+type DocumentAccess struct {
+	Key             string // the room key of the document
+	ReadOnly        bool
+	IgnoreAwareness bool
+}
+
+// StartWith serves one socket on goroutines of the hub's own, and returns
+// at once. The caller hands t over and keeps no other use of it; the hub
+// closes it. An HTTP handler that hands its connection over this way lets
+// its own goroutine end, with the deep stack a request handler has grown.
+// Close waits for these connections.
+func (h *Hub) StartWith(t Transport, o StartOptions) error {
 	if !h.register(t) {
 		return ErrHubClosed
 	}
-	go func() {
-		s, err := h.open(key, t, co)
-		if err != nil {
-			h.serving.Done()
-			return
-		}
-		go s.run()
-	}()
+	go h.serve(t, o)
 	return nil
 }
 
@@ -64,10 +110,81 @@ func (h *Hub) register(t Transport) bool {
 		return false
 	}
 	h.serving.Add(1)
+	if h.sockets == nil {
+		h.sockets = make(map[Transport]struct{})
+	}
+	h.sockets[t] = struct{}{}
 	return true
 }
 
-// session is one connection in its room, between open and the end of run.
+// served undoes register once a socket's serving ended.
+func (h *Hub) served(t Transport) {
+	h.mu.Lock()
+	delete(h.sockets, t)
+	h.mu.Unlock()
+	h.serving.Done()
+}
+
+// serve finds the socket's protocol, then serves it until it ends.
+func (h *Hub) serve(t Transport, o StartOptions) {
+	if o.Protocols == 0 || o.Protocols == ProtocolSet(ProtocolYWebsocket) && o.RefuseYWebsocket == "" {
+		// Greeted at once, as y-websocket's own server does.
+		if s, err := h.open(o.Room, t, o.ConnOptions); err == nil {
+			s.run(0, nil)
+		} else {
+			h.served(t)
+		}
+		return
+	}
+	typ, first, err := h.readFirst(t)
+	if err != nil {
+		t.CloseNow()
+		h.served(t)
+		return
+	}
+	refuse := func(code StatusCode, reason string, why RejectReason) {
+		h.metrics().Rejected(why)
+		t.Close(code, reason)
+		h.served(t)
+	}
+	switch {
+	case typ != MessageBinary:
+		refuse(StatusUnsupportedData, "text frames are not supported", RejectUnsupported)
+	case yproto.LooksLikeHocuspocusAuth(first):
+		if !o.Protocols.Has(ProtocolHocuspocus) {
+			refuse(StatusPolicyViolation, "this endpoint does not serve Hocuspocus providers", RejectUnsupported)
+			return
+		}
+		newMux(h, t, o).run(first)
+	case !o.Protocols.Has(ProtocolYWebsocket):
+		refuse(StatusPolicyViolation, "this endpoint serves Hocuspocus providers only", RejectUnsupported)
+	case o.RefuseYWebsocket != "":
+		refuse(StatusPolicyViolation, o.RefuseYWebsocket, RejectUnauthorized)
+	default:
+		s, err := h.open(o.Room, t, o.ConnOptions)
+		if err != nil {
+			h.served(t)
+			return
+		}
+		s.run(typ, first)
+	}
+}
+
+// readFirst reads a socket's first message, which tells its protocol. A
+// client that sends none within the ping interval is closed: every Yjs
+// client speaks first.
+func (h *Hub) readFirst(t Transport) (MessageType, []byte, error) {
+	wait := h.options().PingInterval
+	timer := time.AfterFunc(wait, func() {
+		h.metrics().Rejected(RejectPingTimeout)
+		t.Close(StatusPolicyViolation, "no message within "+wait.String())
+	})
+	defer timer.Stop()
+	return t.ReadMessage(context.Background())
+}
+
+// session is one connection in its room, between open and the end of run;
+// for a Hocuspocus socket, one of its documents (mux.go).
 type session struct {
 	h     *Hub
 	r     *room
@@ -75,10 +192,9 @@ type session struct {
 	limit *rateLimiter
 }
 
-// open joins a connection to its room: it loads the room if needed, starts
-// the connection and greets it. On an error the connection is closed with a
-// code and a reason, and everything open did is undone.
-func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err error) {
+// open joins a y-websocket connection to its room. On an error the
+// connection is closed with a code and a reason.
+func (h *Hub) open(key string, t Transport, co ConnOptions) (*session, error) {
 	h.metrics().ConnOpened()
 	codec := co.Codec
 	if codec == nil {
@@ -86,6 +202,20 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 	}
 	c := newConn(t, codec, co.ReadOnly, h)
 	c.ignoreAwareness = co.IgnoreAwareness
+	c.start()
+	s, err := h.enter(key, c)
+	if err != nil {
+		h.metrics().ConnClosed()
+		return nil, err
+	}
+	s.limit = newRateLimiter(co.RateLimit)
+	return s, nil
+}
+
+// enter joins c to room key: it loads the room if needed and greets c. On
+// an error c is closed with a code and a reason (and closed when enter
+// returns), and everything enter did is undone.
+func (h *Hub) enter(key string, c *conn) (s *session, err error) {
 	var r *room
 	joined := false
 	defer func() {
@@ -107,7 +237,6 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 			h.release(r)
 		}
 		<-c.closed
-		h.metrics().ConnClosed()
 	}()
 
 	r, err = h.acquire(key)
@@ -128,7 +257,6 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 		r = nil
 		return nil, err
 	}
-	c.start()
 	if err := r.join(c); err != nil {
 		if errors.Is(err, errRoomFull) {
 			h.metrics().Rejected(RejectRoomLimit)
@@ -142,7 +270,7 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 		return nil, err
 	}
 	joined = true
-	return &session{h: h, r: r, c: c, limit: newRateLimiter(co.RateLimit)}, nil
+	return &session{h: h, r: r, c: c}, nil
 }
 
 // run reads and handles the connection's messages until it ends, then
@@ -151,8 +279,14 @@ func (h *Hub) open(key string, t Transport, co ConnOptions) (s *session, err err
 // idle, this goroutine, parked in ReadMessage, is most of what it costs, and
 // Go halves an idle goroutine's stack only while less than a quarter of it
 // is in use.
-func (s *session) run() {
+func (s *session) run(firstType MessageType, first []byte) {
 	defer s.finish()
+	if first != nil {
+		if perr := s.handleMessage(firstType, first); perr != nil {
+			s.c.close(perr.code, perr.reason)
+			return
+		}
+	}
 	// No context ends a read: the socket's end does (a close, or the
 	// cut at shutdown). A context that every reader shared would be one
 	// channel that every read locks (coder/websocket selects on it).
@@ -170,17 +304,21 @@ func (s *session) run() {
 }
 
 // readEnded closes the connection after a failed read with the close code
-// it ended with. A message over the size limit was refused (and the
+// it ended with.
+func (s *session) readEnded(err error) { s.h.readEnded(s.c, s.r.key, err) }
+
+// readEnded closes c, whose socket's read failed with err, with the close
+// code it ended with. A message over the size limit was refused (and the
 // connection closed) by the transport at its frame header: it is counted
 // and logged here.
-func (s *session) readEnded(err error) {
+func (h *Hub) readEnded(c *conn, room string, err error) {
 	code, ce := closeStatus(err)
 	if ce != nil && ce.TooBig {
-		s.h.metrics().Rejected(RejectTooBig)
-		s.h.log().Warn("closing connection", zap.String("room", s.r.key), zap.Int("code", int(ce.Code)),
+		h.metrics().Rejected(RejectTooBig)
+		h.log().Warn("closing connection", zap.String("room", room), zap.Int("code", int(ce.Code)),
 			zap.String("reason", ce.Reason), zap.Stringer("reason_code", RejectTooBig))
 	}
-	s.c.close(code, "")
+	c.close(code, "")
 }
 
 // finish undoes open, in reverse order, once run ends. It is run's
@@ -188,19 +326,24 @@ func (s *session) readEnded(err error) {
 // message (one recover for the connection's life rather than a deferred
 // call per message), which closes only this connection.
 func (s *session) finish() {
-	h, r, c := s.h, s.r, s.c
 	if v := recover(); v != nil {
-		h.log().Error("panic while serving a connection", zap.String("room", r.key),
+		s.h.log().Error("panic while serving a connection", zap.String("room", s.r.key),
 			zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
-		h.metrics().Rejected(RejectInternal)
-		c.close(StatusInternalError, "internal error")
+		s.h.metrics().Rejected(RejectInternal)
+		s.c.close(StatusInternalError, "internal error")
 	}
-	r.leave(c)
-	c.close(StatusInternalError, "internal error") // no-op if closed with a reason
-	h.release(r)
-	<-c.closed
-	h.metrics().ConnClosed()
-	h.serving.Done()
+	s.leave()
+	s.h.metrics().ConnClosed()
+	s.h.served(s.c.t)
+}
+
+// leave takes the connection out of its room and closes it (if it is not
+// closed yet), and returns once it is.
+func (s *session) leave() {
+	s.r.leave(s.c)
+	s.c.close(StatusInternalError, "internal error") // no-op if closed with a reason
+	s.h.release(s.r)
+	<-s.c.closed
 }
 
 // handleMessage handles one inbound message and returns how to close the
@@ -209,44 +352,64 @@ func (s *session) finish() {
 //
 //go:noinline
 func (s *session) handleMessage(typ MessageType, msg []byte) (perr *protocolError) {
-	h, r, c := s.h, s.r, s.c
-	h.metrics().Message(Inbound, c.codec.Kind(msg), len(msg))
+	s.h.metrics().Message(Inbound, s.c.codec.Protocol(), s.c.codec.Kind(msg), len(msg))
 	switch {
 	case !s.limit.allow(len(msg)):
-		perr = &protocolError{StatusPolicyViolation, "rate limit exceeded", RejectRateLimit}
+		perr = errRateLimit
 	case typ != MessageBinary:
-		perr = &protocolError{StatusUnsupportedData, "text frames are not supported", RejectUnsupported}
+		perr = errTextFrame
 	default:
 		perr = s.handle(msg)
 	}
 	if perr != nil {
-		h.metrics().Rejected(perr.kind)
-		// Limits an operator set are worth a warning; malformed input
-		// is the client's problem and could flood the log.
-		level := zapcore.DebugLevel
-		switch perr.kind {
-		case RejectRateLimit, RejectDocumentSize:
-			level = zapcore.WarnLevel
-		}
-		if ce := h.log().Check(level, "closing connection"); ce != nil {
-			ce.Write(zap.String("room", r.key), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
-				zap.Stringer("reason_code", perr.kind))
-		}
+		s.h.rejected(s.r.key, perr)
 	}
 	return perr
+}
+
+var (
+	errRateLimit = &protocolError{StatusPolicyViolation, "rate limit exceeded", RejectRateLimit}
+	errTextFrame = &protocolError{StatusUnsupportedData, "text frames are not supported", RejectUnsupported}
+)
+
+// rejected counts and logs a connection about to be closed for perr.
+func (h *Hub) rejected(room string, perr *protocolError) {
+	h.metrics().Rejected(perr.kind)
+	// Limits an operator set are worth a warning; malformed input is the
+	// client's problem and could flood the log.
+	level := zapcore.DebugLevel
+	switch perr.kind {
+	case RejectRateLimit, RejectDocumentSize:
+		level = zapcore.WarnLevel
+	}
+	if ce := h.log().Check(level, "closing connection"); ce != nil {
+		ce.Write(zap.String("room", room), zap.Int("code", int(perr.code)), zap.String("reason", perr.reason),
+			zap.Stringer("reason_code", perr.kind))
+	}
 }
 
 // handle decodes one inbound message with the connection's codec,
 // validates its payload and applies it to the room.
 func (s *session) handle(msg []byte) *protocolError {
-	r, c := s.r, s.c
-	op, err := c.codec.Decode(msg)
+	op, err := s.c.codec.Decode(msg)
 	if err != nil {
-		if errors.Is(err, yproto.ErrUnknownMessageType) {
-			return rejectUnsupported("unsupported message", err)
-		}
-		return invalid("malformed message", err)
+		return decodeError(err)
 	}
+	return s.handleOp(op, msg)
+}
+
+// decodeError closes a connection whose message could not be decoded.
+func decodeError(err error) *protocolError {
+	if errors.Is(err, yproto.ErrUnknownMessageType) {
+		return rejectUnsupported("unsupported message", err)
+	}
+	return invalid("malformed message", err)
+}
+
+// handleOp validates the payload of op, decoded from msg, and applies it to
+// the room.
+func (s *session) handleOp(op Op, msg []byte) *protocolError {
+	r, c := s.r, s.c
 	switch op.Kind {
 	case OpSyncStep1:
 		if _, err := yproto.ValidateStateVector(op.Payload); err != nil {
@@ -261,10 +424,10 @@ func (s *session) handle(msg []byte) *protocolError {
 			return invalid("invalid update", err)
 		}
 		if c.readOnly {
-			s.denyWrite()
-			return nil
+			return s.denyWrite(op, info)
 		}
 		if yproto.IsEmptyUpdate(op.Payload) {
+			c.acknowledge()
 			return nil
 		}
 		var relay *outbound // a step 2 is relayed as an update
@@ -299,13 +462,33 @@ func (s *session) handle(msg []byte) *protocolError {
 		if err := r.sendAwareness(c); err != nil {
 			return storageFailure(err)
 		}
+	case OpStateless:
+		r.relayStateless(c, op.Payload, msg)
 	}
 	return nil
 }
 
-// denyWrite tells a read-only client once that its writes are ignored.
-func (s *session) denyWrite() {
+// denyWrite tells a read-only client that its write is ignored: once, for
+// y-websocket; with an acknowledgement of each write, for Hocuspocus (as
+// its server does: a step 2 with nothing new counts as applied).
+func (s *session) denyWrite(op Op, info yproto.UpdateInfo) *protocolError {
 	c := s.c
+	if c.applied != nil {
+		applied := false
+		if op.Kind == OpSyncStep2 {
+			covered, err := s.r.covers(info)
+			if err != nil {
+				return storageFailure(err)
+			}
+			applied = covered
+		}
+		if applied {
+			c.acknowledge()
+		} else {
+			c.enqueue(c.codec.AppendSyncStatus(nil, false))
+		}
+		return nil
+	}
 	c.mu.Lock()
 	already := c.deniedMsg
 	c.deniedMsg = true
@@ -313,4 +496,5 @@ func (s *session) denyWrite() {
 	if !already {
 		c.enqueue(c.codec.AppendPermissionDenied(nil, "read-only connection"))
 	}
+	return nil
 }

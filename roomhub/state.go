@@ -231,3 +231,18 @@ func (r *room) answerStep1(c *conn, clientSV []byte) error {
 func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
+
+// covers reports whether the room has everything of an update already (a
+// read-only client's step 2 is acknowledged then, as nothing is lost).
+func (r *room) covers(info yproto.UpdateInfo) (bool, error) {
+	if _, err := r.refreshState(true); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cov, err := r.coverageLocked()
+	if err != nil {
+		return false, err
+	}
+	return cov.covers(info), nil
+}

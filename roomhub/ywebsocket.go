@@ -61,3 +61,7 @@ func (yWebsocket) AppendAwareness(dst, a []byte) []byte  { return yproto.AppendA
 func (yWebsocket) AppendPermissionDenied(dst []byte, reason string) []byte {
 	return yproto.AppendPermissionDenied(dst, reason)
 }
+
+func (yWebsocket) AppendSyncStatus(dst []byte, _ bool) []byte { return dst }
+func (yWebsocket) AppendStateless(dst, _ []byte) []byte       { return dst }
+func (yWebsocket) Protocol() Protocol                         { return ProtocolYWebsocket }
