@@ -15,6 +15,7 @@ type testStore struct {
 	storage.LogStore
 	fsyncs           atomic.Uint64
 	beforeCheckpoint atomic.Pointer[func()]
+	beforeSync       atomic.Pointer[func()]
 }
 
 func openTestStore(t testing.TB, dir string) *testStore {
@@ -43,6 +44,9 @@ type testLog struct {
 }
 
 func (l *testLog) Sync() error {
+	if f := l.s.beforeSync.Load(); f != nil {
+		(*f)()
+	}
 	had := l.Log.Unsynced() > 0
 	err := l.Log.Sync()
 	if err == nil && had {

@@ -63,8 +63,9 @@ tests/python/.venv/bin/python -m pytest -q tests/python
 echo "== bench: build the load tool and smoke-run every scenario against .bin/caddy"
 bash bench/smoke.sh
 
-# ---- Browser demo: the editor in examples/app and its end-to-end test in
-# ---- tests/browser (headless Debian Chromium through playwright-core).
+# ---- Browser demos: the editor in examples/app (y-websocket), the rich-text
+# ---- editor in examples/tiptap (Hocuspocus provider) and their end-to-end
+# ---- tests in tests/browser (headless Debian Chromium through playwright-core).
 echo "== browser: Chromium"
 if [ -z "${WIREDB_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
 	if [ "$(id -u)" = 0 ]; then
@@ -81,6 +82,9 @@ fi
 echo "== browser: build the editor bundle (examples/app -> examples/site/dist/bundle.js)"
 npm --prefix examples/app ci --no-audit --no-fund --loglevel=error
 npm --prefix examples/app run build
+echo "== browser: build the Tiptap demo bundle (examples/tiptap -> examples/site/tiptap/dist/bundle.js)"
+npm --prefix examples/tiptap ci --no-audit --no-fund --loglevel=error
+npm --prefix examples/tiptap run build
 echo "== browser: install playwright-core, end-to-end test"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/browser && node --test --test-concurrency=1 test/)
