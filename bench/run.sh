@@ -24,10 +24,10 @@
 #   SERVERS="wiredb-hocuspocus hocuspocus wiredb" ROUNDS=2 bench/run.sh   (or HOCUSPOCUS=1 bench/run.sh)
 #                                our Caddy (wiredb's Caddyfile) driven in the Hocuspocus protocol
 #                                (wiredb-bench -protocol hocuspocus: every client dials
-#                                ws://.../rooms, as a provider does, and names its room as the document) side by
-#                                side with Hocuspocus itself and with wiredb in y-websocket; the
-#                                report adds the ratios wiredb-hocuspocus / hocuspocus and
-#                                wiredb-hocuspocus / wiredb.
+#                                ws://.../rooms, as a provider does, and names its room as the
+#                                document) side by side with Hocuspocus itself and with wiredb
+#                                in y-websocket; the report adds the ratios
+#                                wiredb-hocuspocus / hocuspocus and wiredb-hocuspocus / wiredb.
 #   ONLY="maxrate fanout-1x10" ...   only these scenarios
 #
 # Rounds alternate the servers, in the listed order and then reversed (A B C D E, then

@@ -3,8 +3,9 @@
 # Caddy binary built from this checkout on a free 127.0.0.1 port, and run
 # every scenario tiny (wiredb-bench -smoke); then every scenario tiny again on
 # the same Caddy in the Hocuspocus protocol (-protocol hocuspocus: the clients
-# dial ws://.../rooms, as a provider does, and name their rooms as documents; WIREDB_BENCH_HOCUSPOCUS=0
-# skips it, e.g. for a binary from before it). Then the same against a cluster:
+# dial ws://.../rooms, as a provider does, and name their rooms as documents;
+# WIREDB_BENCH_HOCUSPOCUS=0 skips it, e.g. for a binary from before it). Then
+# the same against a cluster:
 # three Caddys sharing one data directory and a redis-server (skipped, with a
 # note, when redis-server is not installed; WIREDB_BENCH_CLUSTER=0 skips it,
 # =1 fails without redis-server). Not a benchmark: bench/run.sh is.
