@@ -4,8 +4,10 @@
 //
 // Each cell is the median over the rounds of the successful runs; "(×r)" is the ratio to
 // y-websocket's (without y-websocket in the run: to wiredb baseline's, else to one wiredb
-// instance's, which is how cluster runs compare). A failed run shows as FAIL (its error is
-// listed below the table).
+// instance's, which is how cluster runs compare, else to Hocuspocus'). A failed run shows
+// as FAIL (its error is listed below the table). With wiredb-hocuspocus (our Caddy driven
+// in the Hocuspocus protocol) in the run, two more columns give its ratios to Hocuspocus
+// and to wiredb (y-websocket), medians over medians, per value of a pair.
 
 import fs from 'node:fs'
 import os from 'node:os'
@@ -23,6 +25,7 @@ const SERVERS = [
   ['hocuspocus', 'Hocuspocus'],
   ['wiredb-baseline', 'wiredb baseline'],
   ['wiredb', 'wiredb'],
+  ['wiredb-hocuspocus', 'wiredb, Hocuspocus protocol'],
   ['wiredb-fsync-never', 'wiredb fsync never'],
   ['barerelay', 'bare relay'],
   ['wiredb-cluster1', 'wiredb cluster, 1 instance + Redis'],
@@ -33,8 +36,14 @@ const has = (k) => rows.some((r) => r.server === k)
 const CLUSTER = SERVERS.some(([k]) => k.startsWith('wiredb-cluster'))
 // An A/B run (wiredb-baseline against wiredb, no y-websocket) takes ratios to the baseline;
 // a cluster run without y-websocket to one wiredb instance.
-const BASE = has('ywebsocket') ? 'ywebsocket' : has('wiredb-baseline') ? 'wiredb-baseline' : has('wiredb') ? 'wiredb' : 'ywebsocket'
-const BASE_LABEL = { ywebsocket: 'y-websocket', 'wiredb-baseline': 'wiredb baseline', wiredb: 'one wiredb instance' }[BASE]
+const BASE = has('ywebsocket') ? 'ywebsocket' : has('wiredb-baseline') ? 'wiredb-baseline' : has('wiredb') ? 'wiredb' : has('hocuspocus') ? 'hocuspocus' : 'ywebsocket'
+const BASE_LABEL = { ywebsocket: 'y-websocket', 'wiredb-baseline': 'wiredb baseline', wiredb: CLUSTER ? 'one wiredb instance' : 'wiredb', hocuspocus: 'Hocuspocus' }[BASE]
+// ratio columns of our Hocuspocus mode: [label, server, to server]
+const RATIOS = has('wiredb-hocuspocus')
+  ? [['hocuspocus', 'Hocuspocus'], ['wiredb', 'wiredb (y-websocket)']]
+      .filter(([k]) => has(k))
+      .map(([k, l]) => [`wiredb Hocuspocus ÷ ${l}`, 'wiredb-hocuspocus', k])
+  : []
 const isCluster = (server) => server.startsWith('wiredb-cluster')
 const isMulti = (server) => isCluster(server) && server !== 'wiredb-cluster1'
 // a first join on an instance that did not hold the room: a cluster's joins on each
@@ -172,9 +181,25 @@ out.push(`${settings ? settings + '; ' : ''}${os.cpus().length} cores (${os.cpus
   (CLUSTER ? 'a cluster\'s clients of one room are spread over its instances round-robin; its server CPU is the sum over the instances, Redis apart; ' : '') +
   'the bare relay forwards bytes and keeps nothing (no cold sync). ' +
   'y-websocket and Hocuspocus also send every update back to its sender (counted as echoes, not deliveries).')
+/** "×a" (or "×a / ×b" for a pair) of server's median to den's; '–' without both */
+function ratio (bench, server, den, get, digits) {
+  const a = cell(bench, server, get, digits).med
+  const b = cell(bench, den, get, digits).med
+  if (a == null || b == null) return '–'
+  const one = (x, y) => (x == null || y == null || !(y > 0) || x < 0) ? '–' : `×${fmt(x / y, x / y < 10 ? 2 : 1)}`
+  return Array.isArray(a) ? a.map((x, i) => one(x, b[i])).join(' / ') : one(a, b)
+}
+if (RATIOS.length) {
+  out.push('')
+  out.push('wiredb, Hocuspocus protocol: our Caddy with wiredb\'s Caddyfile, the load tool speaking Hocuspocus ' +
+    '(every client dials `/rooms`, as a provider does, and names its room as the document). Unlike Hocuspocus it does not send ' +
+    'an update back to its sender (the tool counts echoes apart: they are not deliveries, but Hocuspocus spends ' +
+    'CPU on them and so does the tool). Ratio columns: medians over medians, < 1 is less (lower latency, CPU, ' +
+    'memory; for ↑ rows, a lower rate).')
+}
 out.push('')
-out.push(`| metric | ${SERVERS.map(([, l]) => l).join(' | ')} |`)
-out.push(`|---|${SERVERS.map(() => '---:').join('|')}|`)
+out.push(`| metric | ${SERVERS.map(([, l]) => l).join(' | ')}${RATIOS.map(([l]) => ` | ${l}`).join('')} |`)
+out.push(`|---|${SERVERS.map(() => '---:').join('|')}${RATIOS.map(() => '|---:').join('')}|`)
 for (const [bench, label, get, better, digits] of METRICS) {
   const base = cell(bench, BASE, get, digits)
   const cells = SERVERS.map(([k]) => {
@@ -184,6 +209,7 @@ for (const [bench, label, get, better, digits] of METRICS) {
     }
     return c.text
   })
+  for (const [, num, den] of RATIOS) cells.push(ratio(bench, num, den, get, digits))
   const mark = { lo: ' ↓', hi: ' ↑' }[better] || ''
   out.push(`| ${label.replace(/^ {2}/, '&nbsp;&nbsp;')}${mark} | ${cells.join(' | ')} |`)
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: wiredb (our Caddy, fsync default and never), the reference
+# Side-by-side benchmark: wiredb (our Caddy, fsync default and never; also driven in the
+# Hocuspocus protocol: wiredb-hocuspocus), the reference
 # y-websocket server (@y/websocket-server 0.1.5), Hocuspocus (@hocuspocus/server 4.x, no
 # extensions, in memory) and a bare relay (bench/barerelay: the physical limit), driven
 # by cmd/wiredb-bench with real Yjs updates from bench/gen.
@@ -20,6 +21,13 @@
 #                                costs without crossing instances). PPROF=1 turns on each
 #                                Caddy's admin endpoint and saves CPU profiles of the max-rate
 #                                scenarios in the logs directory.
+#   SERVERS="wiredb-hocuspocus hocuspocus wiredb" ROUNDS=2 bench/run.sh   (or HOCUSPOCUS=1 bench/run.sh)
+#                                our Caddy (wiredb's Caddyfile) driven in the Hocuspocus protocol
+#                                (wiredb-bench -protocol hocuspocus: every client dials
+#                                ws://.../rooms, as a provider does, and names its room as the
+#                                document) side by side with Hocuspocus itself and with wiredb
+#                                in y-websocket; the report adds the ratios
+#                                wiredb-hocuspocus / hocuspocus and wiredb-hocuspocus / wiredb.
 #   ONLY="maxrate fanout-1x10" ...   only these scenarios
 #
 # Rounds alternate the servers, in the listed order and then reversed (A B C D E, then
@@ -38,8 +46,12 @@ cd "$root"
 QUICK=${QUICK:-0}
 ROUNDS=${ROUNDS:-2}
 CLUSTER=${CLUSTER:-0}
+HOCUSPOCUS=${HOCUSPOCUS:-0}
 if [[ "$CLUSTER" == 1 ]]; then
 	SERVERS=${SERVERS:-"wiredb wiredb-cluster"}
+fi
+if [[ "$HOCUSPOCUS" == 1 ]]; then
+	SERVERS=${SERVERS:-"wiredb-hocuspocus hocuspocus wiredb"}
 fi
 SERVERS=${SERVERS:-"ywebsocket hocuspocus wiredb wiredb-fsync-never barerelay"}
 CLUSTER_INSTANCES=${CLUSTER_INSTANCES:-3}
@@ -179,7 +191,10 @@ start_server() {
 		PORT=$server_port node bench/servers/hocuspocus/server.mjs >> "$logf" 2>&1 &
 		server_pid=$!
 		;;
-	wiredb | wiredb-fsync-never | wiredb-baseline)
+	wiredb | wiredb-fsync-never | wiredb-baseline | wiredb-hocuspocus)
+		# wiredb-hocuspocus: the same Caddy and Caddyfile (the route speaks both protocols by
+		# default), the load tool in the Hocuspocus protocol
+		[[ "$name" == wiredb-hocuspocus ]] && server_proto=hocuspocus
 		local bin=.bin/caddy
 		if [[ "$name" == wiredb-baseline ]]; then
 			bin=${BASELINE_CADDY:?wiredb-baseline needs BASELINE_CADDY=<a Caddy binary built from the baseline commit>}

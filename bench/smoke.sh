@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # CI's check of the load tool: build it, generate a small data set, start the
 # Caddy binary built from this checkout on a free 127.0.0.1 port, and run
-# every scenario tiny (wiredb-bench -smoke). Then the same against a cluster:
+# every scenario tiny (wiredb-bench -smoke); then every scenario tiny again on
+# the same Caddy in the Hocuspocus protocol (-protocol hocuspocus: the clients
+# dial ws://.../rooms, as a provider does, and name their rooms as documents;
+# WIREDB_BENCH_HOCUSPOCUS=0 skips it, e.g. for a binary from before it). Then
+# the same against a cluster:
 # three Caddys sharing one data directory and a redis-server (skipped, with a
 # note, when redis-server is not installed; WIREDB_BENCH_CLUSTER=0 skips it,
 # =1 fails without redis-server). Not a benchmark: bench/run.sh is.
@@ -11,6 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 caddy_bin=${WIREDB_CADDY_BIN:-$root/.bin/caddy}
 cluster=${WIREDB_BENCH_CLUSTER:-auto}
+hocuspocus=${WIREDB_BENCH_HOCUSPOCUS:-1}
 tmp=$(mktemp -d)
 pids=()
 stop_all() { # the last started first: the Caddys before their redis-server
@@ -62,6 +67,12 @@ port=$(free_port)
 start_caddy caddy "$port" "$tmp/rooms"
 timeout 120 "$tmp/wiredb-bench" -smoke -url "ws://127.0.0.1:$port/rooms" -data "$tmp/data" -pid "$last_pid" ||
 	{ echo "smoke failed; server log:"; tail -n 50 "$tmp/caddy.log"; exit 1; }
+if [[ "$hocuspocus" != 0 ]]; then
+	# the same scenarios in Hocuspocus' protocol, on the same route (its own rooms)
+	timeout 120 "$tmp/wiredb-bench" -smoke -protocol hocuspocus -url "ws://127.0.0.1:$port/rooms" \
+		-data "$tmp/data" -pid "$last_pid" -room-prefix "hocuspocus-$(date +%s)" ||
+		{ echo "hocuspocus smoke failed; server log:"; tail -n 50 "$tmp/caddy.log"; exit 1; }
+fi
 stop_all
 
 # --- cluster: 3 instances, one data directory, one redis-server ---------------------------

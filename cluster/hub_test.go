@@ -40,7 +40,10 @@ func startHub(t *testing.T, srv *redisServer, instance, dir string, opts Options
 		if err != nil {
 			return
 		}
-		hub.Start(strings.TrimPrefix(r.URL.Path, "/"), c, roomhub.ConnOptions{})
+		hub.StartWith(c, roomhub.StartOptions{
+			Protocols: roomhub.ProtocolSet(roomhub.ProtocolYWebsocket, roomhub.ProtocolHocuspocus),
+			Room:      strings.TrimPrefix(r.URL.Path, "/"),
+		})
 	}))
 	// Cleanups run last-in first-out: the HTTP server, then the hub, then
 	// (registered by newTestRedis) the Redis client.
@@ -329,4 +332,106 @@ func TestHubAwarenessAcrossInstances(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// hpClient is a raw Hocuspocus provider of one document.
+type hpClient struct {
+	c    *websocket.Conn
+	mu   sync.Mutex
+	msgs []yproto.HocuspocusMessage // as a provider would read them (types it receives)
+	raw  [][]byte
+	done chan struct{}
+}
+
+func dialHocuspocus(t *testing.T, url, name string) *hpClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &hpClient{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(hc.done)
+		for {
+			_, msg, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			hc.mu.Lock()
+			hc.raw = append(hc.raw, msg)
+			hc.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); <-hc.done })
+	auth := append(yproto.AppendVarString(nil, name), byte(yproto.HocuspocusAuth), 0, 0)
+	hc.send(t, yproto.AppendVarString(auth, "4.8.0"))
+	hc.send(t, yproto.AppendSyncStep1(yproto.AppendVarString(nil, name), []byte{0}))
+	waitFor(t, 5*time.Second, "the document's sync step 2", func() bool {
+		return hc.count(yproto.HocuspocusSync, yproto.SyncStep2) > 0
+	})
+	return hc
+}
+
+func (c *hpClient) send(t *testing.T, msg []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count counts the received messages of a type (and, for sync, sub-type).
+func (c *hpClient) count(typ yproto.HocuspocusType, sync yproto.SyncType) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.raw {
+		if t, s, ok := yproto.HocuspocusKind(m); ok && t == typ && (t != yproto.HocuspocusSync || s == sync) {
+			n++
+		}
+	}
+	return n
+}
+
+// Hocuspocus providers on two instances share a document: an update is
+// acknowledged to its sender and reaches the other instance's provider,
+// and stateless messages cross instances too, but not back to their sender.
+func TestHubHocuspocusAcrossInstances(t *testing.T) {
+	srv := startRedis(t)
+	dir := t.TempDir()
+	a := startHub(t, srv, "a", dir, Options{}, roomhub.Options{})
+	b := startHub(t, srv, "b", dir, Options{}, roomhub.Options{})
+	pa := dialHocuspocus(t, a.url+"/", "doc")
+	pb := dialHocuspocus(t, b.url+"/", "doc")
+	update := []byte{1, 1, 1, 0, 4, 1, 1, 't', 2, 'h', 'i', 0}
+	pa.send(t, yproto.AppendSyncUpdate(yproto.AppendVarString(nil, "doc"), update))
+	waitFor(t, 5*time.Second, "the sender's SyncStatus", func() bool { return pa.count(yproto.HocuspocusSyncStatus, 0) == 1 })
+	waitFor(t, 5*time.Second, "the update on the other instance", func() bool {
+		return pb.count(yproto.HocuspocusSync, yproto.SyncUpdate) == 1
+	})
+	pa.send(t, yproto.AppendHocuspocusStateless(nil, "doc", []byte(`{"cursor":3}`)))
+	waitFor(t, 5*time.Second, "the stateless message on the other instance", func() bool {
+		return pb.count(yproto.HocuspocusStateless, 0) == 1
+	})
+	pb.mu.Lock()
+	var got []byte
+	for _, m := range pb.raw {
+		if typ, _, _ := yproto.HocuspocusKind(m); typ == yproto.HocuspocusStateless {
+			got = m
+		}
+	}
+	pb.mu.Unlock()
+	if want := yproto.AppendHocuspocusStateless(nil, "doc", []byte(`{"cursor":3}`)); string(got) != string(want) {
+		t.Fatalf("stateless message % x, want % x", got, want)
+	}
+	// An update after it reaches the sender's instance's other side only
+	// once the stateless message would have: the sender never gets it.
+	pb.send(t, yproto.AppendSyncUpdate(yproto.AppendVarString(nil, "doc"), []byte{1, 1, 2, 0, 4, 1, 1, 'u', 1, 'x', 0}))
+	waitFor(t, 5*time.Second, "b's update at a", func() bool { return pa.count(yproto.HocuspocusSync, yproto.SyncUpdate) == 1 })
+	if n := pa.count(yproto.HocuspocusStateless, 0); n != 0 {
+		t.Fatalf("the sender got its stateless message back %d times", n)
+	}
 }

@@ -557,6 +557,18 @@ func (c *Redis) dispatch(channel, payload string) {
 		for _, s := range sinks {
 			s.Awareness(origin, entries)
 		}
+	case strings.HasPrefix(payload, "S"):
+		origin, body, ok := strings.Cut(payload[1:], "\n")
+		if !ok {
+			c.log.Error("undecodable stateless message on a room channel", zap.String("channel", channel))
+			return
+		}
+		if origin == c.opts.Instance {
+			return // relayed to this server's own clients already
+		}
+		for _, s := range sinks {
+			s.Stateless(origin, []byte(body))
+		}
 	}
 }
 

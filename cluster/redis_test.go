@@ -134,8 +134,9 @@ func (s *sink) Awareness(origin string, e []yproto.AwarenessEntry) {
 	s.awareness = append(s.awareness, e)
 	s.mu.Unlock()
 }
-func (s *sink) Resubscribed()  { s.mu.Lock(); s.resubscribed++; s.mu.Unlock() }
-func (s *sink) Lost(err error) { s.mu.Lock(); s.lost++; s.mu.Unlock() }
+func (s *sink) Stateless(origin string, p []byte) {}
+func (s *sink) Resubscribed()                     { s.mu.Lock(); s.resubscribed++; s.mu.Unlock() }
+func (s *sink) Lost(err error)                    { s.mu.Lock(); s.lost++; s.mu.Unlock() }
 
 func (s *sink) seqs() []uint64 {
 	s.mu.Lock()

@@ -272,6 +272,18 @@ func (r *room) PublishAwareness(ctx context.Context, entries []yproto.AwarenessE
 	return nil
 }
 
+// PublishStateless publishes "S<instance>\n<payload>" on the room's
+// channel; nothing is stored.
+func (r *room) PublishStateless(ctx context.Context, payload []byte) error {
+	msg := make([]byte, 0, 2+len(r.c.opts.Instance)+len(payload))
+	msg = append(append(append(append(msg, 'S'), r.c.opts.Instance...), '\n'), payload...)
+	if err := r.c.client.Publish(ctx, r.keys("ch")[0], msg).Err(); err != nil {
+		r.c.failed("stateless", err)
+		return err
+	}
+	return nil
+}
+
 // AcquireLease takes or renews the room's checkpoint lease.
 func (r *room) AcquireLease(ctx context.Context) error {
 	lease, err := leaseScript.Run(ctx, r.c.client, r.keys("lease"), r.c.opts.Instance,

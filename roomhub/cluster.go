@@ -43,6 +43,9 @@ type SharedRoom interface {
 	// error wrapping ErrTrimmed if the log no longer holds seq+1 (a
 	// checkpoint covered it since).
 	Range(ctx context.Context, after uint64) ([]Batch, error)
+	// PublishStateless relays an application's stateless message to the
+	// room's connections on the other hubs; it is not kept.
+	PublishStateless(ctx context.Context, payload []byte) error
 	// PublishAwareness tells the other hubs about entries (y-protocols
 	// awareness entries; a removal has the state "null"), and keeps them
 	// for hubs that join the room later.
@@ -119,6 +122,8 @@ type ClusterSink interface {
 	Deliver(b Batch)
 	// Awareness hands over entries another hub published.
 	Awareness(origin string, entries []yproto.AwarenessEntry)
+	// Stateless hands over a stateless message another hub published.
+	Stateless(origin string, payload []byte)
 	// Resubscribed says the subscription was lost and is back: batches
 	// may have been missed meanwhile.
 	Resubscribed()

@@ -240,9 +240,11 @@ func (r *room) cutAll() {
 }
 
 // relayStateless relays an application's stateless message to the room's
-// other connections whose protocol carries them. It is never stored.
+// other connections whose protocol carries them, on every hub of a
+// cluster. It is never stored.
 func (r *room) relayStateless(from *conn, payload, msg []byte) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.broadcastLocked(newOutbound(OpStateless, payload, from.codec, msg), from)
+	r.mu.Unlock()
+	r.publishStateless(payload)
 }

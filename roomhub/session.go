@@ -138,7 +138,9 @@ func (h *Hub) serve(t Transport, o StartOptions) {
 	}
 	typ, first, err := h.readFirst(t)
 	if err != nil {
-		t.CloseNow()
+		code, ce := closeStatus(err)
+		h.countTooBig(ce, "")
+		t.Close(code, "")
 		h.served(t)
 		return
 	}
@@ -313,12 +315,18 @@ func (s *session) readEnded(err error) { s.h.readEnded(s.c, s.r.key, err) }
 // and logged here.
 func (h *Hub) readEnded(c *conn, room string, err error) {
 	code, ce := closeStatus(err)
+	h.countTooBig(ce, room)
+	c.close(code, "")
+}
+
+// countTooBig counts and logs a connection the transport closed for a
+// message over its size limit.
+func (h *Hub) countTooBig(ce *CloseError, room string) {
 	if ce != nil && ce.TooBig {
 		h.metrics().Rejected(RejectTooBig)
 		h.log().Warn("closing connection", zap.String("room", room), zap.Int("code", int(ce.Code)),
 			zap.String("reason", ce.Reason), zap.Stringer("reason_code", RejectTooBig))
 	}
-	c.close(code, "")
 }
 
 // finish undoes open, in reverse order, once run ends. It is run's

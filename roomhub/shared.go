@@ -36,6 +36,13 @@ func (s roomSink) Deliver(b Batch) { s.r.deliver(b) }
 func (s roomSink) Awareness(origin string, entries []yproto.AwarenessEntry) {
 	s.r.applyRemoteAwareness(entries, time.Now())
 }
+func (s roomSink) Stateless(origin string, payload []byte) {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if s.r.loaded {
+		s.r.broadcastLocked(newOutbound(OpStateless, payload, nil, nil), nil)
+	}
+}
 func (s roomSink) Resubscribed() { s.r.resubscribed() }
 func (s roomSink) Lost(err error) {
 	s.r.mu.Lock()
@@ -472,6 +479,19 @@ func (r *room) publishAwareness(entries []yproto.AwarenessEntry) {
 	defer cancel()
 	if err := r.shared.PublishAwareness(ctx, entries); err != nil {
 		r.hub.log().Warn("publishing awareness to the cluster", zap.String("room", r.key), zap.Error(err))
+	}
+}
+
+// publishStateless relays a stateless message to the other hubs, best
+// effort: it is not stored, and a client that misses it is not told.
+func (r *room) publishStateless(payload []byte) {
+	if r.shared == nil || r.hub.cluster.Healthy() != nil {
+		return
+	}
+	ctx, cancel := r.hub.sharedContext()
+	defer cancel()
+	if err := r.shared.PublishStateless(ctx, payload); err != nil {
+		r.hub.log().Warn("publishing a stateless message to the cluster", zap.String("room", r.key), zap.Error(err))
 	}
 }
 

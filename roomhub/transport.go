@@ -12,9 +12,11 @@ import (
 // keeps frames whole. The hub sees messages, never frames.
 //
 // ReadMessage is called by one goroutine at a time (the connection's
-// reader), and WriteMessages by one goroutine at a time (the connection's
-// writer). Ping, Close and CloseNow may be called from any goroutine,
-// concurrently with each other and with reads and writes.
+// reader). WriteMessages may be called by several goroutines at once (the
+// writers of the documents a Hocuspocus socket carries): each call's
+// messages go out whole and in order, calls one after the other. Ping,
+// Close and CloseNow may be called from any goroutine, concurrently with
+// each other and with reads and writes.
 type Transport interface {
 	// ReadMessage blocks until the next whole message has arrived and
 	// returns it. Its error ends the connection; if the connection ended

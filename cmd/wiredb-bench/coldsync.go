@@ -193,7 +193,7 @@ func runColdSync(ctx context.Context, o *options, doc *document, cfg coldConfig,
 		t0 := nanotime()
 		ti := i % len(targets)
 		dctx, cancel := context.WithTimeout(ctx, cfg.joinLimit)
-		cl, err := dial(dctx, roomURL(targets[ti], cfg.room), f, j)
+		cl, err := dial(dctx, dialURL(f.proto, targets[ti], cfg.room), f, j)
 		cancel()
 		if err != nil {
 			probe.finish()

@@ -256,6 +256,19 @@ func roomURL(base, room string) string {
 	return strings.TrimRight(base, "/") + "/" + url.PathEscape(room)
 }
 
+// dialURL is the URL a client of room connects to. y-websocket names the room in the
+// path (roomURL). A Hocuspocus provider connects to one URL for all its documents and
+// names the document in every message (wire.go), so it dials the base URL, and, as a
+// provider does by default, without a trailing slash (@hocuspocus/provider 4.x
+// src/HocuspocusProviderWebsocket.ts serverUrl strips it unless preserveTrailingSlash):
+// ws://127.0.0.1:8080/rooms.
+func dialURL(p protocol, base, room string) string {
+	if p == protoHocuspocus {
+		return strings.TrimRight(base, "/")
+	}
+	return roomURL(base, room)
+}
+
 // dialMany connects n clients (index i to room roomOf(i) at base URL roomOf(i)), at most
 // conc at a time, and waits until every one is synced. On error it closes what it opened.
 func dialMany(ctx context.Context, n, conc int, roomOf func(i int) (base, room string, f *framer), handlerOf func(i int) msgHandler, timeout time.Duration) ([]*client, error) {
@@ -289,7 +302,7 @@ func dialMany(ctx context.Context, n, conc int, roomOf func(i int) (base, room s
 			if handlerOf != nil {
 				h = handlerOf(i)
 			}
-			cl, err := dial(dctx, roomURL(base, room), f, h)
+			cl, err := dial(dctx, dialURL(f.proto, base, room), f, h)
 			if err != nil {
 				fail(fmt.Errorf("client %d: %w", i, err))
 				return

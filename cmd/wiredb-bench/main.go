@@ -100,7 +100,7 @@ func run(args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write this tool's CPU profile to the file")
 	urls := &listFlag{vals: []string{"ws://127.0.0.1:8080/rooms"}}
 	pids := &listFlag{}
-	fs.Var(urls, "url", "base URL; a room's URL is <url>/<room> (loopback only). Several (comma-separated or repeated): the servers of a cluster; each room's clients are spread over them round-robin")
+	fs.Var(urls, "url", "base URL; a room's URL is <url>/<room> (-protocol hocuspocus: every client dials <url>, without a trailing slash as a provider does, and names its room in its messages) (loopback only). Several (comma-separated or repeated): the servers of a cluster; each room's clients are spread over them round-robin")
 	fs.StringVar(&o.data, "data", "bench/data", "directory of the pre-generated updates (node bench/gen/gen.mjs)")
 	fs.Var(pids, "pid", "the server's process ID: measure its CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status). Several (comma-separated or repeated): sums, and each")
 	fs.StringVar(&o.redis, "redis", "", "cluster: the shared log's Redis (redis://127.0.0.1:<port>/<db>): its CPU, memory, command counts and the rooms' stream lengths")

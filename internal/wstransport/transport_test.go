@@ -177,6 +177,66 @@ func TestBatchWholeAndInOrder(t *testing.T) {
 	})
 }
 
+// TestConcurrentWriters: several goroutines write batches to one socket at
+// once, as the documents of a Hocuspocus socket do; every message arrives
+// whole, and each writer's messages in its order.
+func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	sizes := []int{0, 5, 117, 118, 4000, 65528, 70000}
+	const writers, batches, perBatch = 4, 25, 20
+	paths(t, func(t *testing.T, batched bool) {
+		done := make(chan error, writers)
+		url := serve(t, Options{}, batched, func(c *Conn) {
+			for w := range writers {
+				go func() {
+					i := 0
+					for range batches {
+						batch := make([][]byte, perBatch)
+						for j := range batch {
+							batch[j] = seqMessage(w<<20|i, sizes[(i+w)%len(sizes)])
+							i++
+						}
+						if err := c.WriteMessages(batch, 10*time.Second); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+			}
+			_, _, _ = c.ReadMessage(context.Background()) // until the client closes
+		})
+		ws := dial(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		next := make([]int, writers)
+		for range writers * batches * perBatch {
+			_, msg, err := ws.Read(ctx)
+			if err != nil || len(msg) < 8 {
+				t.Fatalf("read: %v (%d bytes)", err, len(msg))
+			}
+			n := int(binary.BigEndian.Uint64(msg))
+			w, i := n>>20, n&(1<<20-1)
+			if w >= writers || i != next[w] {
+				t.Fatalf("writer %d's message %d arrived, want its %d", w, i, next[w])
+			}
+			if len(msg) != 8+sizes[(i+w)%len(sizes)] {
+				t.Fatalf("writer %d's message %d: %d bytes", w, i, len(msg))
+			}
+			if err := checkSeqMessage(msg, n); err != nil {
+				t.Fatal(err)
+			}
+			next[w]++
+		}
+		ws.Close(websocket.StatusNormalClosure, "")
+		for range writers {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
 // TestStress streams big batches while the client pings, the server pings,
 // and the server closes in the middle; the client must see whole messages
 // in order, then the close code and reason, and no protocol error. Every

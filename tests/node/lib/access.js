@@ -173,3 +173,18 @@ export function httpBuffer (url, { method = 'GET', headers = {}, body, timeout =
     req.end(body)
   })
 }
+
+/**
+ * What the server does with an upgraded y-websocket client once it has spoken: sends its
+ * step 1 and waits (bounded) for the close. Returns {code, reason}, or null if the
+ * connection stayed open. (A route that also serves Hocuspocus upgrades a request without
+ * a token or a room, since a provider sends those per document later; a y-websocket
+ * client is closed as soon as its first message shows its protocol.)
+ */
+export async function closeAfterFirstMessage (ws, timeout = 5000) {
+  const closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  ws.send(new Uint8Array([0, 0, 1, 0]), { binary: true })
+  const r = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(null), timeout))])
+  if (!r) { try { ws.terminate() } catch {} }
+  return r
+}

@@ -321,6 +321,8 @@ export class SlowClient {
       this.ws.once('error', reject)
     })
     this.opened.catch(() => {})
+    // a client speaks first (its step 1): the server greets it only then
+    this.ws.once('open', () => this.ws.send(msgSyncStep1(new Uint8Array([0])), { binary: true }))
     this.closed = new Promise((resolve) => {
       this.ws.once('close', (code, reason) => {
         this.close = { code, reason: reason.toString(), at: Date.now() }

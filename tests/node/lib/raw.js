@@ -133,8 +133,12 @@ export class RawConn {
   }
 }
 
-/** Opens a raw connection and waits (bounded) until it is open. */
-export async function openRaw (url, { timeout = 5000 } = {}) {
+/**
+ * Opens a raw connection and waits (bounded) until it is open. With `hello`, it then sends
+ * an empty step 1, as every y-websocket client does first: the server greets a connection
+ * (its step 1, the room's awareness) only once its first message has shown its protocol.
+ */
+export async function openRaw (url, { timeout = 5000, hello = false } = {}) {
   const c = new RawConn(url)
   const t = new Promise((_resolve, reject) => setTimeout(() => reject(new Error(`raw connection to ${url} did not open within ${timeout} ms`)), timeout))
   try {
@@ -143,6 +147,7 @@ export async function openRaw (url, { timeout = 5000 } = {}) {
     c.ws.terminate()
     throw e
   }
+  if (hello) await c.send(msgSyncStep1(new Uint8Array([0])))
   return c
 }
 

@@ -15,7 +15,7 @@ import {
 import { openRaw, msgSyncStep1, msgSyncStep2, msgUpdate, msgQueryAwareness, MSG_AUTH } from '../lib/raw.js'
 import { roomFile, readWireFile, docFromWireFile } from '../lib/wirefile.js'
 import {
-  connectAccessClient, AccessClient, tryUpgrade, closeWs, signJwt, withPayload, nowSec, hsSecret,
+  connectAccessClient, AccessClient, tryUpgrade, closeWs, closeAfterFirstMessage, signJwt, withPayload, nowSec, hsSecret,
   bcryptHash, captureWarnings
 } from '../lib/access.js'
 
@@ -163,9 +163,10 @@ describe('read-only routes on a shared data_dir, read_only_awareness, basic_auth
       w.text().insert(0, 'doc;')
       w.awareness.setLocalStateField('user', { name: 'w' })
       raw = await openRaw(`${base(srv, 'view')}/${room}`)
-      await raw.waitMessage((m) => m.type === 'sync' && m.sub === 'step1', { message: 'the greeting (sync step 1)' })
-      // it can read: its step 1 is answered with the document
+      // it can read: its step 1 is answered with the document (the server greets a
+      // client once its first message has shown its protocol)
       await raw.send(msgSyncStep1(Y.encodeStateVector(new Y.Doc())))
+      await raw.waitMessage((m) => m.type === 'sync' && m.sub === 'step1', { message: 'the greeting (sync step 1)' })
       const step2 = await raw.waitMessage((m) => m.type === 'sync' && m.sub === 'step2', { message: 'sync step 2 for the viewer' })
       const d = new Y.Doc()
       Y.applyUpdate(d, step2.payload)
@@ -496,8 +497,10 @@ describe('jwt room tokens (HS256 on /rooms, ES256 on /es)', { skip: SKIP }, () =
     const goodRead = hs(claims([room], 'read'))
     const payloadOf = (tok) => JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString())
     const cases = [
-      ['missing token', url, {}, 401, /missing token/],
-      ['empty ?token=', `${url}?token=`, {}, 401, /missing token/],
+      // upgraded (a Hocuspocus provider sends its token per document, later), then closed
+      // with 1008 once the client's first message shows it is a y-websocket client
+      ['missing token', url, {}, 1008, /missing token/],
+      ['empty ?token=', `${url}?token=`, {}, 1008, /missing token/],
       ['expired (exp 2 min ago, past the 30 s skew)', withToken(url, hs(claims([room], 'write', { exp: nowSec() - 120 }))), {}, 401, /^token expired/],
       ['expired, as a protocol entry', url, { protocols: ['wiredb.token.' + hs(claims([room], 'write', { exp: nowSec() - 120 }))] }, 401, /^token expired/],
       ['no exp', withToken(url, hs({ rooms: [room], scope: 'write' })), {}, 401, /exp/],
@@ -514,7 +517,7 @@ describe('jwt room tokens (HS256 on /rooms, ES256 on /es)', { skip: SKIP }, () =
       ['unknown scope', withToken(url, hs(claims([room], 'admin'))), {}, 403, /scope/],
       ['a valid token from a foreign Origin', withToken(url, good), { origin: 'http://evil.example' }, 403, /not authorized/],
       // the ES256 route
-      ['ES256 route: missing token', `${esBase(srv)}/${room}`, {}, 401, /missing token/],
+      ['ES256 route: missing token', `${esBase(srv)}/${room}`, {}, 1008, /missing token/],
       ['ES256 route: signed with another key', withToken(`${esBase(srv)}/${room}`, es(claims([room], 'write'), { key: otherEc.privateKey })), {}, 401, /invalid token/],
       ['ES256 route: HS256 with the PEM public key as secret (alg confusion)', withToken(`${esBase(srv)}/${room}`, hs(claims([room], 'write'), { key: pem })), {}, 401, /invalid token/],
       ['ES256 route: HS256 token', withToken(`${esBase(srv)}/${room}`, hs(claims([room], 'write'))), {}, 401, /invalid token/],
@@ -527,6 +530,12 @@ describe('jwt room tokens (HS256 on /rooms, ES256 on /es)', { skip: SKIP }, () =
     for (const [label, u, o, status, body] of cases) {
       const r = await tryUpgrade(u, o)
       t.diagnostic(`${label}: ${r.open ? 'OPEN' : `${r.status} ${JSON.stringify(r.body.trim())}`}`)
+      if (r.open && status === 1008) {
+        const c = await closeAfterFirstMessage(r.ws)
+        t.diagnostic(`${label}: then closed ${JSON.stringify(c)}`)
+        if (!c || c.code !== 1008 || !body.test(c.reason)) failures.push(`${label}: closed ${JSON.stringify(c)}, want 1008 matching ${body}`)
+        continue
+      }
       if (r.open) { await closeWs(r.ws); failures.push(`${label}: the upgrade succeeded`); continue }
       if (r.status !== status) failures.push(`${label}: status ${r.status}, want ${status} (body ${JSON.stringify(r.body)})`)
       else if (!body.test(r.body.trim())) failures.push(`${label}: body ${JSON.stringify(r.body)} does not match ${body}`)
@@ -553,9 +562,12 @@ describe('jwt room tokens (HS256 on /rooms, ES256 on /es)', { skip: SKIP }, () =
       await sleep(300)
       assert.equal(w.text().toString(), 'doc;', 'a write token must not make a read_only route writable')
       assert.ok(warn.lines.some((l) => l.includes(PERMISSION_DENIED) && l.includes('/jview/')), 'permission denied logged')
-      // and the route still wants a token
+      // and the route still wants a token: a y-websocket client without one is closed
       const r = await tryUpgrade(`ws://127.0.0.1:${srv.port}/jview/${room}`)
-      assert.equal(r.status, 401)
+      assert.ok(r.open, 'a request without a token is upgraded (Hocuspocus sends tokens later)')
+      const c = await closeAfterFirstMessage(r.ws)
+      assert.equal(c?.code, 1008)
+      assert.match(c.reason, /missing token/)
     } finally {
       warn.stop()
       await destroyAll(clients)

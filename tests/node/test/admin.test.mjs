@@ -550,16 +550,16 @@ describe('metrics on the admin /metrics', { skip: SKIP }, () => {
       await waitFor(() => a[1].awareness.getStates().get(a[0].doc.clientID)?.user?.name === 'a0', { message: 'awareness at a1' })
       const m2 = await scrapeMetrics(srv)
       const d = (key) => val(m2, key) - val(m1, key)
-      const inUpd = `${M('messages_total')}{direction="in",type="sync_update"}`
-      const outUpd = `${M('messages_total')}{direction="out",type="sync_update"}`
-      const inAw = `${M('messages_total')}{direction="in",type="awareness"}`
-      const outAw = `${M('messages_total')}{direction="out",type="awareness"}`
+      const inUpd = `${M('messages_total')}{direction="in",protocol="y-websocket",type="sync_update"}`
+      const outUpd = `${M('messages_total')}{direction="out",protocol="y-websocket",type="sync_update"}`
+      const inAw = `${M('messages_total')}{direction="in",protocol="y-websocket",type="awareness"}`
+      const outAw = `${M('messages_total')}{direction="out",protocol="y-websocket",type="awareness"}`
       t.diagnostic(`in updates +${d(inUpd)}, out updates +${d(outUpd)}, in awareness +${d(inAw)}, out awareness +${d(outAw)}, ` +
         `appends +${d(M('append_seconds_count'))}, fsyncs +${d(M('fsync_seconds_count'))}`)
       assert.ok(d(inUpd) >= 1 && d(inUpd) <= EDITS + 1, `messages_total in sync_update +${d(inUpd)}`)
       assert.ok(d(outUpd) >= 1, `messages_total out sync_update +${d(outUpd)}`)
-      assert.ok(d(`${M('message_bytes_total')}{direction="in",type="sync_update"}`) > d(inUpd), 'message_bytes_total in sync_update grows by more than a byte a message')
-      assert.ok(d(`${M('message_bytes_total')}{direction="out",type="sync_update"}`) > 0, 'message_bytes_total out sync_update grows')
+      assert.ok(d(`${M('message_bytes_total')}{direction="in",protocol="y-websocket",type="sync_update"}`) > d(inUpd), 'message_bytes_total in sync_update grows by more than a byte a message')
+      assert.ok(d(`${M('message_bytes_total')}{direction="out",protocol="y-websocket",type="sync_update"}`) > 0, 'message_bytes_total out sync_update grows')
       assert.ok(d(inAw) >= 1 && d(outAw) >= 1, 'awareness messages are counted both ways')
       assert.ok(d(M('append_seconds_count')) >= d(inUpd), `append_seconds_count +${d(M('append_seconds_count'))} for ${d(inUpd)} inbound updates`)
       assert.ok(d(M('append_seconds_sum')) > 0, 'append_seconds_sum grows')

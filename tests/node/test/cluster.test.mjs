@@ -236,7 +236,7 @@ test('cluster 1: 10 clients x 100 random edits over three instances converge (to
   try {
     // a raw connection per instance: the updates it relays, in the order it relays them
     for (const srv of cl.instances) {
-      const w = await openRaw(srv.roomUrl(room))
+      const w = await openRaw(srv.roomUrl(room), { hello: true })
       w.srv = srv
       watchers.push(w)
     }
@@ -511,6 +511,8 @@ test('cluster 5b: Redis hung (SIGSTOP) for 10 s: writers closed 1011, then new u
     // instance cannot know yet; it may refuse (503) or accept, but an accepted connection
     // must not be served a document it could not read, and must be closed (1011/1013).
     early = await tryUpgrade(cl.a.roomUrl(freshRoom('hung-early')), { timeout: 15000 })
+    // a client speaks first (its step 1); the server joins it to its room only then
+    if (early.open) early.ws.send(new Uint8Array([0, 0, 1, 0]), { binary: true })
     const earlyClosed = early.open ? new Promise((resolve) => early.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() }))) : null
     t.diagnostic(`a new room on A 300 ms into the hang: ${early.open ? 'upgraded (101)' : `${early.status} ${early.body}`}`)
     // Caddy itself answers at once
@@ -726,7 +728,7 @@ test('cluster 7: awareness crosses instances; removal within 5 s of a disconnect
   try {
     a = await connectOn(cl.a, room, 'a')
     b = await connectOn(cl.b, room, 'b')
-    watch = await openRaw(cl.a.roomUrl(room)) // a raw observer on A: sees exactly what A sends
+    watch = await openRaw(cl.a.roomUrl(room), { hello: true }) // a raw observer on A: sees exactly what A sends
     a.awareness.setLocalStateField('user', { name: 'on-a' })
     b.awareness.setLocalStateField('user', { name: 'on-b' })
     await waitFor(() => a.awareness.getStates().get(b.doc.clientID)?.user?.name === 'on-b', { timeout: 5000, message: "a (on A) to see b's state (on B)" })
@@ -851,7 +853,7 @@ test('cluster 9: hostile input on one instance closes only that connection; the 
     const cases = hostileCases()
     for (const [i, [label, frames, code]] of cases.entries()) {
       const srv = i % 3 === 1 ? cl.b : cl.a // most on A, some on B
-      const raw = await openRaw(srv.roomUrl(room))
+      const raw = await openRaw(srv.roomUrl(room), { hello: true })
       try {
         await raw.waitMessage(isStep1, { message: 'the greeting' })
         for (const f of frames) await raw.send(f).catch(() => {})

@@ -30,7 +30,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { startServer, withServer, caddyOnly, httpRequest } from '../lib/server.js'
 import { Y, prng, connectClient, connectClients, destroyAll, freshRoom, sleep, waitFor, waitConverged, docDiff, stable } from '../lib/clients.js'
-import { openRaw } from '../lib/raw.js'
+import { openRaw, msgSyncStep1 } from '../lib/raw.js'
 import { parseWireFile, docFromWireFile } from '../lib/wirefile.js'
 import {
   vu, cat, repeat, vstr, vbytes, wire, stateVector, awarenessRaw, itemUpdate, deepAny, deepJSON, selfCheck,
@@ -284,7 +284,8 @@ async function runAttack (srv, room, attack, { waitGreeting, where }) {
     } else {
       const raw = await openRaw(srv.roomUrl(room))
       try {
-        if (waitGreeting) await raw.waitMessage(isStep1, { message: 'the greeting' })
+        // the server speaks once a client's first message has shown its protocol
+        if (waitGreeting) { await raw.send(msgSyncStep1(new Uint8Array([0]))); await raw.waitMessage(isStep1, { message: 'the greeting' }) }
         for (const f of attack.frames) {
           if (raw.close) break
           try { await raw.send(f) } catch { /* the server may close before the last frame */ }
@@ -484,7 +485,7 @@ function hugeHeader (name, length, { fin = true } = {}) {
     custom: async (srv, room, { waitGreeting }) => {
       const c = await new RawTcpWs(srv.port, `/rooms/${room}`).open()
       try {
-        if (waitGreeting) await c.waitMessage(isStep1, 5000, 'the greeting')
+        if (waitGreeting) { await c.sendBinary(msgSyncStep1(new Uint8Array([0]))); await c.waitMessage(isStep1, 5000, 'the greeting') }
         const L = BigInt(length)
         // the start of what the frame claims to be: a sync update whose own length matches the frame
         let inner = L - 3n
@@ -515,7 +516,7 @@ function rawWhole (name, payload, expect) {
     custom: async (srv, room, { waitGreeting }) => {
       const c = await new RawTcpWs(srv.port, `/rooms/${room}`).open()
       try {
-        if (waitGreeting) await c.waitMessage(isStep1, 5000, 'the greeting')
+        if (waitGreeting) { await c.sendBinary(msgSyncStep1(new Uint8Array([0]))); await c.waitMessage(isStep1, 5000, 'the greeting') }
         const t0 = Date.now()
         await c.sendBinary(payload)
         const close = await c.waitCloseFrame(CLOSE_TIMEOUT)
