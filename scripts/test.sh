@@ -49,14 +49,17 @@ export WIREDB_REQUIRE_REDIS=1
 echo "== go test -race"
 go test -race -count=1 ./...
 
-echo "== node: install test clients (yjs, y-websocket, ws)"
+echo "== python: install WireDB's clients (wiredb, wire-websocket, wire-file, pycrdt)"
+python3 -m venv tests/python/.venv
+tests/python/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# the Node suite drives a Python client too (tests/node/test/hocuspocus-python.test.mjs)
+export WIREDB_REQUIRE_PYTHON=1
+
+echo "== node: install test clients (yjs, y-websocket, @hocuspocus/provider, ws)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 echo "== node: end-to-end tests"
 (cd tests/node && node --test --test-concurrency=1 test/)
 
-echo "== python: install WireDB's clients (wiredb, wire-websocket, wire-file, pycrdt)"
-python3 -m venv tests/python/.venv
-tests/python/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 echo "== python: end-to-end tests"
 tests/python/.venv/bin/python -m pytest -q tests/python
 

@@ -251,7 +251,7 @@ async function serverProblems (srv, label) {
   if (!pidAlive(srv.pid)) out.push(`PID ${srv.pid} is gone after ${label}`)
   let probe
   try {
-    probe = await openRaw(srv.roomUrl(probeRoom))
+    probe = await openRaw(srv.roomUrl(probeRoom), { hello: true })
     await probe.waitMessage(isStep1, { timeout: 5000, message: 'the greeting of a new connection' })
   } catch (e) {
     out.push(`a new connection after ${label} failed: ${e.message}`)
@@ -641,8 +641,9 @@ test('hostile 8b: a state vector with client 2^53-1 (a safe integer) is answered
       assert.doesNotThrow(() => Y.decodeStateVector(sv), 'Yjs reads this state vector')
       const raw = await openRaw(srv.roomUrl(crowd.victimRoom))
       try {
-        await raw.waitMessage(isStep1, { message: 'the greeting' })
+        // its first message: the server greets it, then answers it
         await raw.send(wire.step1(sv))
+        await raw.waitMessage(isStep1, { message: 'the greeting' })
         let step2
         try {
           step2 = await raw.waitMessage((m) => m.type === 'sync' && m.sub === 'step2', { timeout: 5000, message: `a step 2 answering ${name}` })

@@ -43,7 +43,7 @@ async function malformedCase (t, srv, label, frames, preferred) {
     await waitConverged([a, b])
     const closesBefore = [a.closes.length, b.closes.length]
 
-    raw = await openRaw(srv.roomUrl(room))
+    raw = await openRaw(srv.roomUrl(room), { hello: true })
     await raw.waitMessage((m) => m.type === 'sync' && m.sub === 'step1', { message: 'the greeting' }).catch((e) => t.diagnostic(`no greeting: ${e.message.split('\n')[0]}`))
     for (const f of frames) {
       try { await raw.send(f) } catch (e) { t.diagnostic(`send failed (server already closed?): ${e.message}`) }

@@ -80,7 +80,7 @@ test('an update from a raw connection is relayed to the room\'s clients', { time
   const b = await connectClient(srv.wsBase, room, { name: 'relay-b' })
   let raw
   try {
-    raw = await openRaw(srv.roomUrl(room))
+    raw = await openRaw(srv.roomUrl(room), { hello: true })
     await raw.waitMessage(isStep1, { message: 'greeting' })
     const src = new Y.Doc()
     src.getText('text').insert(0, 'from raw')
@@ -107,7 +107,7 @@ test('an update that carries nothing new (a reconnecting client\'s step 2, an em
     observer = await openRaw(srv.roomUrl(room))
     await observer.send(msgSyncStep1(new Uint8Array([0])))
     await observer.waitMessage((m) => isStep2(m) && m.payload.length > 2, { message: 'observer to have the content' })
-    raw = await openRaw(srv.roomUrl(room))
+    raw = await openRaw(srv.roomUrl(room), { hello: true })
     await raw.waitMessage(isStep1, { message: 'greeting' })
     const nBefore = observer.messages.length
     await raw.send(msgSyncStep2(Y.encodeStateAsUpdate(a.doc))) // everything again
@@ -138,7 +138,7 @@ test('query awareness (message type 3) is answered with all current awareness st
     b.awareness.setLocalStateField('user', { name: 'b' })
     await waitFor(() => a.awareness.getStates().get(b.doc.clientID)?.user && b.awareness.getStates().get(a.doc.clientID)?.user,
       { message: 'a and b to see each other' })
-    raw = await openRaw(srv.roomUrl(room))
+    raw = await openRaw(srv.roomUrl(room), { hello: true })
     await raw.waitMessage(isStep1, { message: 'greeting' })
     await sleep(200)
     const n = raw.messages.length
