@@ -32,26 +32,7 @@ func startSocket(t *testing.T, hub *Hub, so StartOptions) *memClient {
 // dialYWebsocket is dial for a socket served with so.
 func dialYWebsocket(t *testing.T, hub *Hub, so StartOptions) *client {
 	t.Helper()
-	ws := startSocket(t, hub, so)
-	c := &client{t: t, ws: ws, msgs: make(chan yproto.Message, 100000), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		for {
-			_, b, err := ws.Read(context.Background())
-			if err != nil {
-				c.err = err
-				return
-			}
-			m, err := yproto.DecodeMessage(b)
-			if err != nil {
-				c.err = fmt.Errorf("server sent a malformed message: %w", err)
-				return
-			}
-			c.msgs <- m
-		}
-	}()
-	t.Cleanup(func() { ws.CloseNow(); <-c.done })
-	return c
+	return newClient(t, startSocket(t, hub, so))
 }
 
 // hpMsg is one message a Hocuspocus provider received.

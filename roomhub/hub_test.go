@@ -40,6 +40,11 @@ func dial(t *testing.T, url string) *client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
+	return newClient(t, ws)
+}
+
+// newClient reads what the server sends on ws, as a y-websocket client.
+func newClient(t *testing.T, ws *memClient) *client {
 	c := &client{t: t, ws: ws, msgs: make(chan yproto.Message, 100000), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
