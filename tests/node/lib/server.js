@@ -33,16 +33,29 @@ const STOP_TIMEOUT_MS = 10000
 const DEFAULT_GLOBAL = ['admin off', 'auto_https off', 'persist_config off']
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel). */
-export function freePort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
+// Ports handed out by freePort in this process: the kernel may hand the same free port to
+// two consecutive listen(0) calls, and Caddy listens with SO_REUSEPORT, so a server's HTTP
+// and admin listeners given one port would share it (and the admin API would answer some
+// WebSocket upgrades with 400).
+const handedOut = new Set()
+
+export async function freePort () {
+  for (let i = 0; i < 100; i++) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer()
+      srv.unref()
+      srv.on('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address()
+        srv.close(() => resolve(port))
+      })
     })
-  })
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
+  throw new Error('freePort: no port that was not handed out already')
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -162,6 +162,10 @@ describe('read-only routes on a shared data_dir, read_only_awareness, basic_auth
     try {
       w.text().insert(0, 'doc;')
       w.awareness.setLocalStateField('user', { name: 'w' })
+      // a second client has w's edit: the server has it
+      const w2 = await connectClient(srv.wsBase, room, { name: 'roraw-w2' })
+      await waitFor(() => w2.text().toString() === 'doc;', { message: "w's edit at a second client" })
+      await w2.destroy()
       raw = await openRaw(`${base(srv, 'view')}/${room}`)
       // it can read: its step 1 is answered with the document (the server greets a
       // client once its first message has shown its protocol)
