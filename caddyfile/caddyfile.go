@@ -104,6 +104,7 @@ func pathPrefix(set caddy.ModuleMap) string {
 //	    compact              <records> [<size>]
 //	    protocols            y-websocket | hocuspocus ...
 //	    max_documents_per_connection <n>
+//	    http_api
 //	}
 func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	d.Next() // directive name
@@ -179,6 +180,11 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 					return d.Errf("protocols: unknown protocol '%s' (want y-websocket or hocuspocus)", p)
 				}
 			}
+		case "http_api":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.HTTPAPI = true
 		case "max_documents_per_connection":
 			h.MaxDocumentsPerConnection, err = intArg(d)
 		case "jwt":
