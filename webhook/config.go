@@ -57,6 +57,11 @@ type Config struct {
 func (c Config) Validate() error {
 	u, err := url.Parse(c.URL)
 	if err != nil {
+		// url.Error quotes the whole URL, password included: keep the
+		// reason only.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
 		return fmt.Errorf("webhook url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
