@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -148,3 +149,5 @@ func newDispatcher(t *testing.T, cfgs []Config, o Options) *Dispatcher {
 func fixedStateVector(sv []byte) func(string) ([]byte, error) {
 	return func(string) ([]byte, error) { return sv, nil }
 }
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
