@@ -258,6 +258,9 @@ func (d *Dispatcher) endWindow(g *debounceGroup, room string) {
 			zap.String("room", room), zap.Error(err))
 		sv = nil
 	}
+	if d.closed.Load() { // Close gave up waiting for StateVector
+		return
+	}
 	body := encodeChanged(room, sv, w.updates, d.opts.Clock.Now())
 	for _, h := range g.hooks {
 		h.enqueue(delivery{event: EventRoomChanged, room: room, body: body})
