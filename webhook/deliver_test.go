@@ -254,6 +254,8 @@ func TestChangedUnderRoomLock(t *testing.T) {
 			return []byte{5}, nil
 		}})
 	roomMu.Lock()
+	unlock := sync.OnceFunc(roomMu.Unlock)
+	defer unlock() // on failure too, or Close in the cleanup would hang
 	d.Changed("a", 1)
 	clock.Advance(DefaultDebounce)
 	<-entered // the window's end now waits for roomMu
@@ -268,7 +270,7 @@ func TestChangedUnderRoomLock(t *testing.T) {
 	case <-time.After(waitBound):
 		t.Fatal("Changed blocked while a window's end waited for the room lock")
 	}
-	roomMu.Unlock()
+	unlock()
 	if c := decodeChanged(t, rc.wait(t, 1)[0].body); c.Updates != 1 {
 		t.Errorf("first event = %+v, want 1 update (the second change opens a new window)", c)
 	}
