@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -303,6 +302,3 @@ func (d *Dispatcher) Close() {
 		}
 	})
 }
-
-// errAttemptTimeout is the cause of an attempt cancelled by Config.Timeout.
-var errAttemptTimeout = errors.New("webhook: attempt timed out")
