@@ -200,3 +200,22 @@ func BenchmarkRelay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBackendWrite measures a backend's write (the HTTP API's POST
+// without HTTP): validation, joining the room as a conn, storing, waiting
+// for the acknowledgement, the state vector, leaving. One keystroke each,
+// under each fsync policy.
+func BenchmarkBackendWrite(b *testing.B) {
+	for _, mode := range []FsyncMode{FsyncInterval, FsyncAlways} {
+		b.Run(mode.String(), func(b *testing.B) {
+			hub := benchHub(b, Options{Fsync: FsyncPolicy{Mode: mode}})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := range b.N {
+				if _, err := hub.WriteRoom(ctx, "bench", typingUpdate(1, uint64(i), 'a')); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
