@@ -104,6 +104,13 @@ func pathPrefix(set caddy.ModuleMap) string {
 //	    compact              <records> [<size>]
 //	    protocols            y-websocket | hocuspocus ...
 //	    max_documents_per_connection <n>
+//	    http_api
+//	    webhook <url> {
+//	        secret   <secret>
+//	        debounce <duration>
+//	        events   room.changed | room.loaded | room.unloaded ...
+//	        timeout  <duration>
+//	    }
 //	}
 func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	d.Next() // directive name
@@ -113,6 +120,12 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if name == "webhook" { // repeatable
+			if err := parseWebhook(d, h); err != nil {
+				return err
+			}
+			continue
+		}
 		if seen[name] {
 			return d.Errf("duplicate subdirective '%s'", name)
 		}
@@ -179,6 +192,11 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 					return d.Errf("protocols: unknown protocol '%s' (want y-websocket or hocuspocus)", p)
 				}
 			}
+		case "http_api":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.HTTPAPI = true
 		case "max_documents_per_connection":
 			h.MaxDocumentsPerConnection, err = intArg(d)
 		case "jwt":
@@ -328,6 +346,56 @@ func parseRateLimit(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 //		issuer <iss>
 //		audience <aud>
 //	}
+// parseWebhook reads `webhook <url> { secret ... debounce ... events ... timeout ... }`.
+func parseWebhook(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
+	if !d.NextArg() {
+		return d.Err("webhook: want a URL")
+	}
+	wh := &caddymodule.Webhook{URL: d.Val()}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("webhook: duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "secret":
+			wh.Secret, err = oneArg(d)
+		case "debounce":
+			wh.Debounce, err = durationArg(d)
+		case "timeout":
+			wh.Timeout, err = durationArg(d)
+		case "events":
+			wh.Events = d.RemainingArgs()
+			if len(wh.Events) == 0 {
+				return d.ArgErr()
+			}
+			for _, e := range wh.Events {
+				switch e {
+				case "room.changed", "room.loaded", "room.unloaded":
+				default:
+					return d.Errf("webhook: unknown event '%s' (want room.changed, room.loaded or room.unloaded)", e)
+				}
+			}
+		default:
+			return d.Errf("webhook: unknown subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if wh.Secret == "" {
+		return d.Err("webhook: secret is required (receivers verify X-WireDB-Signature with it)")
+	}
+	h.Webhooks = append(h.Webhooks, wh)
+	return nil
+}
+
 func parseJWT(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	if d.NextArg() {
 		return d.ArgErr()

@@ -139,6 +139,12 @@ type Handler struct {
 	// provider's authenticationFailed. Default: 100.
 	MaxDocumentsPerConnection int `json:"max_documents_per_connection,omitempty"`
 
+	// HTTPAPI serves plain HTTP requests to a room's path: backends read
+	// the room (GET) and write updates to it (POST) under the route's
+	// access rules. Default: off (non-WebSocket requests pass on to the
+	// next handler).
+	HTTPAPI bool `json:"http_api,omitempty"`
+
 	// Cluster, when set, serves the rooms together with other Caddy
 	// instances through Redis (docs/cluster.md). Every instance must share
 	// DataDir (a shared filesystem), where checkpoints go.
@@ -444,6 +450,9 @@ func parseProtocols(names []string) (roomhub.Protocols, error) {
 // protocol.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !isWebSocketUpgrade(r) {
+		if h.HTTPAPI {
+			return h.serveAPI(w, r)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	hocuspocus := h.protocols.Has(roomhub.ProtocolHocuspocus)

@@ -45,10 +45,11 @@ type Protocol uint8
 const (
 	ProtocolYWebsocket Protocol = iota // y-protocols over one room per socket
 	ProtocolHocuspocus                 // Hocuspocus: documents multiplexed by name
+	ProtocolHTTP                       // a backend's write over HTTP (backend.go); no WebSocket
 	NumProtocols
 )
 
-var protocolNames = [NumProtocols]string{"y-websocket", "hocuspocus"}
+var protocolNames = [NumProtocols]string{"y-websocket", "hocuspocus", "http"}
 
 // String is the protocol's name in the Caddyfile and in metrics.
 func (p Protocol) String() string {
@@ -58,9 +59,9 @@ func (p Protocol) String() string {
 	return "unknown"
 }
 
-// ParseProtocol returns the protocol named s (as String writes it).
+// ParseProtocol returns the WebSocket protocol named s (as String writes it).
 func ParseProtocol(s string) (Protocol, bool) {
-	for p, name := range protocolNames {
+	for p, name := range protocolNames[:ProtocolHTTP] {
 		if name == s {
 			return Protocol(p), true
 		}

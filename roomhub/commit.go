@@ -176,6 +176,9 @@ func (r *room) acceptLocked(update []byte, msg *outbound, from *conn) {
 	r.fullStep2 = nil
 	r.lastUpdate = time.Now()
 	r.broadcastLocked(msg, from)
+	for _, o := range r.hub.observerList() {
+		o.Changed(r.key, 1)
+	}
 }
 
 // sizeLocked is the document's size as stored: the merged snapshot plus

@@ -32,6 +32,11 @@ type Hub struct {
 
 	connIDs atomic.Uint64
 
+	// Observers (backend.go): replaced whole under observersMu, read
+	// without a lock.
+	observersMu sync.Mutex
+	observers   atomic.Pointer[[]Observer]
+
 	// Cluster mode (cluster.go): set by SetCluster before use.
 	cluster  Cluster
 	instance string
@@ -110,6 +115,9 @@ func (h *Hub) acquire(key string) (*room, error) {
 			r.loadErr = r.load()
 			if r.loadErr == nil {
 				h.metrics().RoomLoaded(time.Since(start))
+				for _, o := range h.observerList() {
+					o.Loaded(key)
+				}
 				h.log().Info("loaded room", zap.String("room", key), zap.String("path", r.where()),
 					zap.Int64("bytes", r.storedBytes()), zap.Duration("took", time.Since(start)))
 			}

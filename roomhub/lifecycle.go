@@ -64,8 +64,7 @@ func (r *room) unload() {
 	if r.shared != nil {
 		r.unloadSharedLocked()
 		r.closeLocked()
-		r.hub.metrics().RoomUnloaded()
-		r.hub.log().Info("unloaded room", zap.String("room", r.key))
+		r.unloadedLocked()
 		return
 	}
 	// Updates still waiting for an fsync (left by a commit that panicked)
@@ -79,8 +78,16 @@ func (r *room) unload() {
 		r.compactLocked()
 	}
 	r.closeLocked()
+	r.unloadedLocked()
+}
+
+// unloadedLocked reports an unload done.
+func (r *room) unloadedLocked() {
 	r.hub.metrics().RoomUnloaded()
 	r.hub.log().Info("unloaded room", zap.String("room", r.key))
+	for _, o := range r.hub.observerList() {
+		o.Unloaded(r.key)
+	}
 }
 
 // closeLocked closes the log and drops the document.
