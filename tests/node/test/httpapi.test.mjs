@@ -11,7 +11,7 @@ import {
   Y, connectClient, connectClients, destroyAll, freshRoom, sleep, waitFor, waitConverged, stable
 } from '../lib/clients.js'
 import { roomFile, docFromWireFile } from '../lib/wirefile.js'
-import { signJwt, nowSec, hsSecret } from '../lib/access.js'
+import { signJwt, nowSec, hsSecret, captureWarnings } from '../lib/access.js'
 import {
   httpBuffer, roomHttpUrl, postUpdate, getUpdate, getJson, getAwareness, brief, docFromUpdate, copyDoc, Backend,
   decodeSv, svObject, docSv, renderedRoots, docDiff, median, quantile, fmt
@@ -177,6 +177,47 @@ describe('HTTP API: updates in and out, ETags, errors, awareness, CORS', { skip:
         const g = assertUpdateAnswer(await getUpdate(srv, r), `${r}: GET after the restart`)
         assert.equal(docDiff(ref, g, ROOTS), null, `${r}: GET after the restart`)
       }
+    } finally {
+      await destroyAll(clients)
+    }
+  }))
+
+  test('concurrent POSTs from 20 backends and WebSocket edits from 4 clients converge; a key with a slash', { timeout: 60000 }, run(async (t, srv) => {
+    const room = `team/${freshRoom('conc')}`
+    const clients = await connectClients(srv.wsBase, room, 4, { namePrefix: 'conc-' })
+    try {
+      const backends = Array.from({ length: 20 }, () => new Backend())
+      const editing = (async () => {
+        for (let i = 0; i < 30; i++) {
+          const c = clients[i % clients.length]
+          c.text().insert(Math.min(i, c.text().length), `w${i}`)
+          c.map().set(`ws-${i}`, i)
+          await sleep(2)
+        }
+      })()
+      // every backend POSTs three updates, all backends at once
+      const posted = await Promise.all(backends.map(async (b, k) => {
+        const out = []
+        for (let j = 0; j < 3; j++) {
+          out.push(await postUpdate(srv, room, b.edit((d) => { d.getArray('array').push([`b${k}.${j}`]); d.getMap('map').set(`post-${k}-${j}`, true) })))
+        }
+        return out
+      }))
+      await editing
+      for (const r of posted.flat()) assertPosted(r, room, 'a concurrent POST')
+      await waitConverged(clients, { timeout: 15000 })
+      const a = clients[0]
+      assert.equal(a.array().length, 60, 'all 60 POSTed array entries')
+      assert.equal(a.map().size, 90, 'all 60 POSTed and 30 WebSocket map entries')
+      for (const b of backends) {
+        for (const [client, clock] of Object.entries(docSv(b.doc))) {
+          assert.equal(docSv(a.doc)[client], clock, `backend ${client}'s updates are all at the clients`)
+        }
+      }
+      const g = assertUpdateAnswer(await getUpdate(srv, room), 'GET after the concurrent writes')
+      assert.equal(docDiff(a.doc, g, ROOTS), null, 'GET equals the clients\' document')
+      // the key with a slash is one room, whose file name escapes the slash
+      assert.ok(fs.readdirSync(srv.dataDir).includes(`team%2F${room.slice('team/'.length)}.y`), `file of ${room}`)
     } finally {
       await destroyAll(clients)
     }
@@ -578,12 +619,15 @@ describe('HTTP API on a jwt route: Bearer and ?token=, scopes, rooms, expiry', {
 
   test('a backend POST with a token reaches y-websocket clients holding tokens', { timeout: 30000 }, run(async (t, srv) => {
     const room = freshRoom('tokws')
+    // y-websocket logs the read-only connection's "permission denied" with console.warn
+    const warn = captureWarnings()
     const c = await connectClient(srv.wsBase, room, { name: 'tokws', params: { token: hs(claims([room], 'read')) } })
     try {
       const u = new Backend().edit((d) => d.getText('text').insert(0, 'signed backend'))
       assertPosted(await postUpdate(srv, room, u, { token: hs(claims([room], 'write')) }), room)
       await waitFor(() => c.text().toString() === 'signed backend', { timeout: 5000, message: 'the read-only client to receive the POST' })
     } finally {
+      warn.stop()
       await c.destroy()
     }
   }))
