@@ -59,7 +59,11 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		// stop Caddy from sorting the routes by path length) serves it;
 		// its documents name their rooms.
 		bare := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{strings.TrimSuffix(p, "/")}, nil)}
-		routes = append(routes, h.NewRoute(bare, handler)...)
+		// The same handler, but its webhooks are the first route's: one
+		// event per change, not one per route.
+		sameButHooks := *handler
+		sameButHooks.Webhooks = nil
+		routes = append(routes, h.NewRoute(bare, &sameButHooks)...)
 	}
 	return routes, nil
 }

@@ -1,6 +1,7 @@
 package caddyfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -206,5 +207,27 @@ func TestAdaptErrorNamesLine(t *testing.T) {
 	_, _, err := caddyconfigAdapt(input)
 	if err == nil || !strings.Contains(err.Error(), "Caddyfile:4") || !strings.Contains(err.Error(), "unknown subdirective 'max_mesage_size'") {
 		t.Fatalf("error = %v, want Caddyfile:4 and the unknown subdirective", err)
+	}
+}
+
+// The HTTP API and webhook subdirectives: what they accept and how they
+// refuse, naming the line.
+func TestAdaptWebhookErrors(t *testing.T) {
+	for _, tc := range []struct {
+		block, want string
+		line        int
+	}{
+		{"webhook http://127.0.0.1:1/h {\n\t\t\tdebounce 1s\n\t\t}", "webhook: secret is required", 5},
+		{"webhook http://127.0.0.1:1/h {\n\t\t\tsecret s\n\t\t\tevents room.deleted\n\t\t}", "unknown event 'room.deleted'", 5},
+		{"webhook {\n\t\t}", "webhook: want a URL", 3},
+		{"webhook http://127.0.0.1:1/h {\n\t\t\tsecret s\n\t\t\tdebounce soon\n\t\t}", "invalid duration 'soon'", 5},
+		{"http_api yes", "wrong argument count", 3},
+		{"protocols websocket", "unknown protocol 'websocket'", 3},
+	} {
+		input := "http://127.0.0.1:9080 {\n\twiredb /rooms/* {\n\t\t" + tc.block + "\n\t}\n}\n"
+		_, _, err := caddyconfigAdapt(input)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("Caddyfile:%d", tc.line)) {
+			t.Errorf("%q: error = %v, want %q at Caddyfile:%d", tc.block, err, tc.want, tc.line)
+		}
 	}
 }

@@ -35,6 +35,7 @@ func TestDocumentedCaddyfilesAreValid(t *testing.T) {
 	}
 	t.Setenv("WIREDB_JWT_SECRET", strings.Repeat("s", 32))
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:1/0") // cluster examples: nothing listens, nothing needs to
+	t.Setenv("WIREDB_WEBHOOK_SECRET", "a webhook secret")
 	for i, doc := range docs {
 		// Keep the test's files out of the documented paths.
 		doc = regexp.MustCompile(`(data_dir\s+)\S+`).ReplaceAllString(doc, "${1}"+filepath.Join(t.TempDir(), "data"))

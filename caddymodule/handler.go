@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-wiredb/wiredb/internal/wstransport"
 	"github.com/caddy-wiredb/wiredb/roomhub"
 	"github.com/caddy-wiredb/wiredb/storage"
+	"github.com/caddy-wiredb/wiredb/webhook"
 )
 
 func init() {
@@ -145,14 +146,20 @@ type Handler struct {
 	// next handler).
 	HTTPAPI bool `json:"http_api,omitempty"`
 
+	// Webhooks receive signed events when rooms change (debounced),
+	// load or unload.
+	Webhooks []*Webhook `json:"webhooks,omitempty"`
+
 	// Cluster, when set, serves the rooms together with other Caddy
 	// instances through Redis (docs/cluster.md). Every instance must share
 	// DataDir (a shared filesystem), where checkpoints go.
 	Cluster *Cluster `json:"cluster,omitempty"`
 
 	// Runtime state.
-	protocols roomhub.Protocols
-	hubKey    string
+	protocols     roomhub.Protocols
+	webhooks      *webhook.Dispatcher
+	stopObserving func()
+	hubKey        string
 	hub       *roomhub.Hub
 	logger    *zap.Logger
 }
@@ -278,7 +285,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return nil
+	if len(h.Webhooks) > 0 {
+		if err := webhookMetrics().register(ctx.GetMetricsRegistry()); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return h.startWebhooks()
 }
 
 // newClusterHub creates the hub of data directory abs in cluster mode.
@@ -413,6 +425,7 @@ func (h *Handler) Validate() error {
 // config already holds it, so nothing closes; on a stop the last release
 // closes every connection with 1001 and flushes every room.
 func (h *Handler) Cleanup() error {
+	h.stopWebhooks()
 	if h.hubKey == "" {
 		return nil
 	}
