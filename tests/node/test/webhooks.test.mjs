@@ -260,6 +260,9 @@ describe('webhooks: room.loaded and room.unloaded when asked for', { skip: SKIP 
 describe('webhooks: a receiver that never answers does not slow the rooms', { skip: SKIP }, () => {
   const SECRET = hookSecret()
   const hang = new WebhookReceiver({ secret: SECRET, mode: 'hang' })
+  // more rooms than the webhook's queue holds (webhook.DefaultQueueSize, 1000): the queue
+  // behind the hung delivery fills up and overflows while the rooms are measured
+  const FLOOD_ROOMS = 1100
   let plain, hooked
   before(async () => {
     await hang.start()
@@ -270,35 +273,54 @@ describe('webhooks: a receiver that never answers does not slow the rooms', { sk
   })
   after(async () => {
     if (plain) await plain.close()
-    if (hooked) {
-      const t0 = performance.now()
-      const s = await hooked.stop()
-      process.stderr.write(`# the server with a hanging webhook stopped in ${fmt(performance.now() - t0, 0)} ms: ${JSON.stringify(s)}\n`)
-      await hooked.close()
-    }
+    if (hooked) await hooked.close()
     await hang.close()
   })
 
-  test('edits/s and POST latency with no webhook vs with a hanging webhook', { timeout: 120000 }, withServer(() => hooked, async (t, hk) => {
-    const N = 1000
-    const ROUNDS = 3
-    const rates = { plain: [], hang: [] }
+  /** one POST to each of `n` fresh rooms, 16 at a time; resolves to the latencies */
+  async function flood (srv, n) {
+    const ms = []
+    let next = 0
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < n) {
+        const i = next++
+        const r = await postUpdate(srv, freshRoom(`flood${i}`), new Backend().edit((d) => d.getText('text').insert(0, `flood ${i}`)))
+        assert.equal(r.status, 200, brief(r))
+        ms.push(r.ms)
+      }
+    }))
+    return ms
+  }
+
+  test('edits/s and POST latency with no webhook vs with a hanging webhook whose queue overflows', { timeout: 120000 }, withServer(() => hooked, async (t, hk) => {
+    const N = 2000
+    const ROUNDS = 5
     // warm-up
-    await measureEditRate(plain, freshRoom('warm'), 200)
-    await measureEditRate(hk, freshRoom('warm'), 200)
+    await measureEditRate(plain, freshRoom('warm'), 500)
+    await measureEditRate(hk, freshRoom('warm'), 500)
+
+    // many rooms change: one room.changed each, all queued behind the hung delivery
+    const fl = {}
+    for (const [name, srv] of [['plain', plain], ['hang', hk]]) {
+      const t0 = performance.now()
+      fl[name] = await flood(srv, FLOOD_ROOMS)
+      t.diagnostic(`${name}: ${FLOOD_ROOMS} rooms created by POST in ${fmt(performance.now() - t0, 0)} ms, POST median ${fmt(median(fl[name]))} ms p90 ${fmt(quantile(fl[name], 0.9))} ms max ${fmt(Math.max(...fl[name]))} ms`)
+    }
+    // the hanging receiver was really being called (else this measures nothing), and its queue overflowed
+    await hang.waitEvents({ event: 'room.changed' }, 1, { timeout: 10000 })
+    await waitFor(() => /webhook queue full/.test(hk.log()), { timeout: 10000, message: 'the server to log that the webhook queue is full' })
+
+    const rates = { plain: [], hang: [] }
     for (let i = 0; i < ROUNDS; i++) {
       for (const [name, srv] of [['plain', plain], ['hang', hk]]) {
         const r = await measureEditRate(srv, freshRoom(`rate-${name}`), N, { timeout: 30000 })
         rates[name].push(r.perSec)
       }
     }
-    // the hanging receiver was really being called (else this measures nothing)
-    await hang.waitEvents({ event: 'room.changed' }, 1, { timeout: 10000 })
     const mPlain = median(rates.plain)
     const mHang = median(rates.hang)
     const ratio = mHang / mPlain
-    t.diagnostic(`edits/s (${N} one-character updates, writer -> reader, median of ${ROUNDS}): no webhook ${fmt(mPlain, 0)} [${rates.plain.map((x) => fmt(x, 0)).join(', ')}], hanging webhook ${fmt(mHang, 0)} [${rates.hang.map((x) => fmt(x, 0)).join(', ')}], ratio ${fmt(ratio, 2)}`)
-    t.diagnostic(`the hanging receiver holds ${hang.requests.length} unanswered request(s), ${hang.sockets.size} open connection(s)`)
+    t.diagnostic(`edits/s (${N} one-character updates, writer -> reader, median of ${ROUNDS}): no webhook ${fmt(mPlain, 0)} [${rates.plain.map((x) => fmt(x, 0)).join(', ')}], hanging webhook with a full queue ${fmt(mHang, 0)} [${rates.hang.map((x) => fmt(x, 0)).join(', ')}], ratio ${fmt(ratio, 2)}`)
 
     const lat = { plain: [], hang: [] }
     for (const [name, srv] of [['plain', plain], ['hang', hk]]) {
@@ -321,10 +343,17 @@ describe('webhooks: a receiver that never answers does not slow the rooms', { sk
     const lp = median(lat.plain)
     const lh = median(lat.hang)
     t.diagnostic(`POST latency (50 POSTs, 1 client): no webhook median ${fmt(lp)} ms p90 ${fmt(quantile(lat.plain, 0.9))} ms; hanging webhook median ${fmt(lh)} ms p90 ${fmt(quantile(lat.hang, 0.9))} ms`)
-    t.diagnostic(`the hanging receiver now holds ${hang.requests.length} unanswered request(s)`)
+    const drops = (hk.log().match(/webhook queue full/g) || []).length
+    t.diagnostic(`the hanging receiver holds ${hang.requests.length} unanswered request(s) on ${hang.sockets.size} connection(s); "webhook queue full" logged ${drops} time(s)`)
+
+    // stopping the server does not wait for the hung delivery
+    const t0 = performance.now()
+    const stopped = await hk.stop()
+    t.diagnostic(`the server with a hung delivery and a full queue stopped in ${fmt(performance.now() - t0, 0)} ms: ${JSON.stringify(stopped)}`)
 
     assert.ok(ratio > 0.5, `with a hanging webhook the room relays ${fmt(mHang, 0)} edits/s, ${fmt(ratio, 2)}x of ${fmt(mPlain, 0)} without one`)
     // a POST that waited for the hook would take the delivery timeout (5 s)
-    assert.ok(lh < 1000, `POSTs wait for the hanging webhook: median ${fmt(lh)} ms`)
+    assert.ok(lh < 1000 && median(fl.hang) < 1000, `POSTs wait for the hanging webhook: median ${fmt(lh)} ms, ${fmt(median(fl.hang))} ms while flooding`)
+    assert.ok(stopped.graceful, 'the server exits within 10 s of SIGTERM despite the hung delivery')
   }))
 })
