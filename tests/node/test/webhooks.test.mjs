@@ -7,8 +7,9 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
-import { startServer, withServer, caddyOnly } from '../lib/server.js'
+import { TestServer, startServer, withServer, caddyOnly } from '../lib/server.js'
 import { connectClient, destroyAll, freshRoom, sleep, waitFor } from '../lib/clients.js'
+import { captureWarnings } from '../lib/access.js'
 import {
   WebhookReceiver, webhookLines, hookSecret, verifySignature, postUpdate, getUpdate, brief, Backend,
   decodeSv, svObject, docSv, measureEditRate, median, quantile, fmt
@@ -57,7 +58,7 @@ describe('webhooks: signed, debounced room.changed (two webhooks, one flaky)', {
   let server
   before(async () => {
     await Promise.all([recvA.start(), recvB.start(), flaky.start()])
-    server = await startServer({
+    const srv = new TestServer({
       wiredbDirectives: [
         'http_api',
         ...webhookLines(recvA.url, { secret: SECRET_A, debounce: `${DEBOUNCE_MS}ms` }),
@@ -65,6 +66,9 @@ describe('webhooks: signed, debounced room.changed (two webhooks, one flaky)', {
         ...webhookLines(flaky.url, { secret: SECRET_F, debounce: `${DEBOUNCE_MS}ms` })
       ]
     })
+    // a read_only route on the same rooms (no webhooks of its own)
+    srv.opts.siteDirectives = ['@view path /view/*', 'wiredb @view {', `\tdata_dir ${srv.dataDir}`, '\tread_only', '}']
+    server = await srv.start()
   })
   after(async () => {
     if (server) await server.close()
@@ -134,6 +138,32 @@ describe('webhooks: signed, debounced room.changed (two webhooks, one flaky)', {
       assert.deepEqual(svObject(decodeSv(last.json.state_vector)), docSv(w.doc), 'the last accepted delivery has the room\'s state vector')
     } finally {
       await destroyAll([w, w2])
+    }
+  }))
+
+  test('awareness changes and a read_only client\'s refused edits fire no room.changed', { timeout: 30000 }, run(async (t, srv) => {
+    const room = freshRoom('hookquiet')
+    const warn = captureWarnings() // y-websocket's "permission denied" for the read_only client
+    const w = await connectClient(srv.wsBase, room, { name: 'quiet-w' })
+    const ro = await connectClient(`ws://127.0.0.1:${srv.port}/view`, room, { name: 'quiet-ro' })
+    try {
+      w.text().insert(0, 'real edit')
+      const [ev] = await recvA.waitEvents({ event: 'room.changed', room }, 1, { timeout: 10000 })
+      assertChanged(ev, { updates: 1, sv: docSv(w.doc) }, 'the writer\'s edit')
+      await waitFor(() => ro.text().toString() === 'real edit', { timeout: 5000, message: 'the read_only client to have the edit' })
+      for (let i = 0; i < 5; i++) {
+        ro.text().insert(0, `refused ${i};`)
+        ro.awareness.setLocalStateField('cursor', i)
+        w.awareness.setLocalStateField('cursor', i)
+      }
+      // barrier: the read_only client's last awareness state (sent after its edits) is at the writer
+      await waitFor(() => w.awareness.getStates().get(ro.doc.clientID)?.cursor === 4, { timeout: 5000, message: 'the read_only client\'s awareness at the writer' })
+      await sleep(DEBOUNCE_MS * 3)
+      assert.equal(recvA.events({ room }).length, 1, `only the writer's edit fired an event: ${recvA.describe()}`)
+      assert.equal(w.text().toString(), 'real edit')
+    } finally {
+      warn.stop()
+      await destroyAll([w, ro])
     }
   }))
 
