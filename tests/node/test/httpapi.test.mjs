@@ -183,6 +183,15 @@ describe('HTTP API: updates in and out, ETags, errors, awareness, CORS', { skip:
     }
   }))
 
+  test('what a POST answered 200 survives kill -9', { timeout: 60000 }, run(async (t, srv) => {
+    const room = freshRoom('post9')
+    const b = new Backend()
+    for (let i = 0; i < 10; i++) assertPosted(await postUpdate(srv, room, b.edit((d) => d.getArray('array').push([i]))), room)
+    await srv.restart({ kill9: true })
+    const g = assertUpdateAnswer(await getUpdate(srv, room), 'GET after kill -9')
+    assert.equal(docDiff(b.doc, g, ROOTS), null, 'every answered POST is there after kill -9')
+  }))
+
   test('concurrent POSTs from 20 backends and WebSocket edits from 4 clients converge; a key with a slash', { timeout: 60000 }, run(async (t, srv) => {
     const room = `team/${freshRoom('conc')}`
     const clients = await connectClients(srv.wsBase, room, 4, { namePrefix: 'conc-' })
