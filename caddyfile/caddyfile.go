@@ -350,6 +350,7 @@ func parseRateLimit(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 //		issuer <iss>
 //		audience <aud>
 //	}
+//
 // parseWebhook reads `webhook <url> { secret ... debounce ... events ... timeout ... }`.
 func parseWebhook(d *caddyfile.Dispenser, h *caddymodule.Handler) error {
 	if !d.NextArg() {

@@ -160,8 +160,8 @@ type Handler struct {
 	webhooks      *webhook.Dispatcher
 	stopObserving func()
 	hubKey        string
-	hub       *roomhub.Hub
-	logger    *zap.Logger
+	hub           *roomhub.Hub
+	logger        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.

@@ -161,6 +161,9 @@ func (h *hook) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// errAttemptTimeout is the cause of an attempt cancelled by Config.Timeout.
+var errAttemptTimeout = errors.New("webhook: attempt timed out")
+
 // errStatus is a non-2xx answer.
 type errStatus struct{ code int }
 

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -258,6 +257,9 @@ func (d *Dispatcher) endWindow(g *debounceGroup, room string) {
 			zap.String("room", room), zap.Error(err))
 		sv = nil
 	}
+	if d.closed.Load() { // Close gave up waiting for StateVector
+		return
+	}
 	body := encodeChanged(room, sv, w.updates, d.opts.Clock.Now())
 	for _, h := range g.hooks {
 		h.enqueue(delivery{event: EventRoomChanged, room: room, body: body})
@@ -300,6 +302,3 @@ func (d *Dispatcher) Close() {
 		}
 	})
 }
-
-// errAttemptTimeout is the cause of an attempt cancelled by Config.Timeout.
-var errAttemptTimeout = errors.New("webhook: attempt timed out")

@@ -24,11 +24,18 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Sign returns the X-WireDB-Signature of body: "sha256=" and the hex
 // HMAC-SHA256 of body keyed with secret. A receiver recomputes it over the
-// raw body it read and compares in constant time (hmac.Equal).
+// raw body it read, before decoding it, and compares in constant time
+// (Verify).
 func Sign(secret string, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether signature, an X-WireDB-Signature header, is the
+// signature of body under secret. It compares in constant time.
+func Verify(secret string, body []byte, signature string) bool {
+	return hmac.Equal([]byte(signature), []byte(Sign(secret, body)))
 }
 
 // changedBody is a room.changed body; the field order is the wire order.

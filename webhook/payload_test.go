@@ -148,3 +148,29 @@ func TestNewRejects(t *testing.T) {
 	}
 	d.Close()
 }
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"event":"room.loaded","room":"a","time":"2030-01-02T03:04:05.000Z"}`)
+	sig := Sign("s", body)
+	tests := []struct {
+		name              string
+		secret, signature string
+		body              []byte
+		want              bool
+	}{
+		{"good", "s", sig, body, true},
+		{"other secret", "t", sig, body, false},
+		{"other body", "s", sig, append([]byte(" "), body...), false},
+		{"no prefix", "s", sig[len("sha256="):], body, false},
+		{"empty", "s", "", body, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Verify(tt.secret, tt.body, tt.signature); got != tt.want {
+				t.Errorf("Verify = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
