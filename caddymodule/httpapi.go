@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -253,21 +254,27 @@ func (h *Handler) originAllowed(r *http.Request, origin string) bool {
 	return false
 }
 
-// wantsJSON reports whether an Accept header prefers JSON to bytes.
+// wantsJSON reports whether an Accept header prefers JSON to bytes: the
+// one of the two with the higher q wins (the first listed on a tie);
+// neither listed means bytes.
 func wantsJSON(accept string) bool {
+	best, bestQ := "", -1.0
 	for _, part := range strings.Split(accept, ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "application/json" && mt != "application/octet-stream" {
 			continue
 		}
-		switch mt {
-		case "application/json":
-			return true
-		case "application/octet-stream":
-			return false
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		if q > bestQ {
+			best, bestQ = mt, q
 		}
 	}
-	return false
+	return best == "application/json" && bestQ > 0
 }
 
 func etagMatches(ifNoneMatch, etag string) bool {
