@@ -462,7 +462,16 @@ func parseProtocols(names []string) (roomhub.Protocols, error) {
 // to need them is closed with 1008 once its first message shows its
 // protocol.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !isWebSocketUpgrade(r) {
+	// A WebSocket is an HTTP/1.1 upgrade, or, on HTTP/2 and HTTP/3, an
+	// extended CONNECT whose stream then carries the frames.
+	stream := wstransport.IsExtendedConnect(r)
+	if !stream && !isWebSocketUpgrade(r) {
+		if r.Method == http.MethodConnect {
+			// Not for the next handler (a file server would answer
+			// 404, and a browser would not fall back to HTTP/1.1).
+			http.Error(w, "CONNECT on this route only opens a WebSocket (:protocol websocket, RFC 8441 and RFC 9220)", http.StatusBadRequest)
+			return nil
+		}
 		if h.HTTPAPI {
 			return h.serveAPI(w, r)
 		}
@@ -523,7 +532,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			requestToken = raw
 		}
 	}
-	conn, err := wstransport.Accept(w, r, accept)
+	var conn *wstransport.Conn
+	var streamDone <-chan struct{}
+	var err error
+	if stream {
+		conn, streamDone, err = wstransport.AcceptStream(w, r, accept)
+	} else {
+		conn, err = wstransport.Accept(w, r, accept)
+	}
 	if err != nil {
 		// Accept has written the HTTP error response (403 for a foreign
 		// origin).
@@ -550,6 +566,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// this handler's goroutine, with the deep stack it grew on the way
 	// here, ends now instead of idling under every open connection.
 	_ = h.hub.StartWith(conn, so)
+	if streamDone != nil {
+		// An HTTP/2 or HTTP/3 stream lives as long as its handler: this
+		// goroutine stays, parked, until the connection is closed.
+		select {
+		case <-streamDone:
+		case <-r.Context().Done():
+			conn.CloseNow()
+			<-streamDone
+		}
+	}
 	return nil
 }
 
