@@ -569,10 +569,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if streamDone != nil {
 		// An HTTP/2 or HTTP/3 stream lives as long as its handler: this
 		// goroutine stays, parked, until the connection is closed.
+		release := watchExit()
+		defer release()
 		select {
 		case <-streamDone:
 		case <-r.Context().Done():
 			conn.CloseNow()
+			<-streamDone
+		case <-exiting: // see streams.go
+			conn.Close(roomhub.StatusGoingAway, "server shutting down")
 			<-streamDone
 		}
 	}

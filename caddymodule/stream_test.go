@@ -369,3 +369,92 @@ func testStreams(t *testing.T, h1 *http.Client, h2 http.RoundTripper, room strin
 		}
 	}
 }
+
+// TestStreamsAcrossReload: WebSockets over HTTP/1.1, HTTP/2 and HTTP/3
+// streams opened before a `caddy reload` (a config load through the admin
+// API) still relay after it.
+func TestStreamsAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	config := func(body string) string {
+		return fmt.Sprintf(`{
+		skip_install_trust
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		default_sni 127.0.0.1
+	}
+	https://127.0.0.1:9443 {
+		tls internal
+		wiredb /rooms/* {
+			data_dir %s
+		}
+		respond %q 200
+	}`, dir, body)
+	}
+	tester := caddytest.NewTester(t)
+	tester.InitServer(config("before"), "caddyfile")
+	roots := localRoots(t)
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}}}
+	h2 := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	defer h2.CloseIdleConnections()
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	defer h3.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://127.0.0.1:9443/rooms/reload", &websocket.DialOptions{HTTPClient: h1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncStep1(nil, []byte{0})); err != nil {
+		t.Fatal(err)
+	}
+	s2 := dialStream(t, h2, "https://127.0.0.1:9443/rooms/reload")
+	s2.send(t, yproto.AppendSyncStep1(nil, []byte{0}))
+	s3 := dialStream(t, h3, "https://127.0.0.1:9443/rooms/reload")
+	s3.send(t, yproto.AppendSyncStep1(nil, []byte{0}))
+	for _, s := range []*h2Stream{s2, s3} {
+		s.nextMessage(t, func(m yproto.Message) bool { return m.Type == yproto.MessageSync && m.Sync == yproto.SyncStep2 })
+	}
+
+	tester.InitServer(config("after"), "caddyfile") // a reload
+	if _, body := get(t, "http://localhost:2999/config/"); !strings.Contains(body, "after") {
+		t.Fatal("the reload did not take")
+	}
+
+	hi := []byte{1, 1, 1, 0, 4, 1, 1, 't', 2, 'h', 'i', 0}
+	if err := ws.Write(ctx, websocket.MessageBinary, yproto.AppendSyncUpdate(nil, hi)); err != nil {
+		t.Fatalf("HTTP/1.1 after the reload: %v", err)
+	}
+	for name, s := range map[string]*h2Stream{"HTTP/2": s2, "HTTP/3": s3} {
+		if m, ce := s.nextMessage(t, isUpdate); ce != nil || string(m.Payload) != string(hi) {
+			t.Fatalf("%s after the reload: % x, close %v", name, m.Payload, ce)
+		}
+	}
+}
+
+// localRoots waits for the site's certificate and returns Caddy's local CA.
+func localRoots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	_, body := get(t, "http://localhost:2999/pki/ca/local")
+	var ca struct {
+		Root string `json:"root_certificate"`
+	}
+	if err := json.Unmarshal([]byte(body), &ca); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(ca.Root)) {
+		t.Fatal("no root certificate from /pki/ca/local")
+	}
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		c, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		if err == nil {
+			c.Close()
+			return roots
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("no TLS handshake with the site within 15 s: %v", err)
+		}
+	}
+}

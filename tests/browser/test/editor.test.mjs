@@ -307,5 +307,12 @@ describe('GODEBUG=http2xconnect=1: WebSockets over HTTP/2 (RFC 8441)', () => {
     await typeAtEnd(pages.h2.page, ' typed over h2')
     await pages.h1.page.waitForFunction(() => window.wiredb.ytext.toString() === 'typed over HTTP/1.1; typed over h2', null, { timeout: WAIT_MS })
     assertNoPageErrors(pages)
+
+    // Caddy stops (SIGTERM) with the h2 WebSocket open: its handler does not
+    // hold the exit up (Caddy waits for every request's handler).
+    const t0 = Date.now()
+    const stopped = await caddy.stop()
+    assert.ok(stopped.graceful, `Caddy did not exit within its stop timeout with an h2 WebSocket open (${Date.now() - t0} ms)`)
+    await pages.h2.page.waitForFunction(() => document.getElementById('status').textContent !== 'connected', null, { timeout: WAIT_MS })
   }))
 })
