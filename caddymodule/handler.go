@@ -275,6 +275,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if opts.Fsync.Mode == roomhub.FsyncNever {
 		h.logger.Warn("fsync never: updates survive a crash of Caddy but not a power loss")
 	}
+	noteHTTP2(h.logger)
 	if h.InsecureSkipOriginCheck {
 		h.logger.Warn("insecure_skip_origin_check: any web page can connect with its visitors' cookies; for development only")
 	}

@@ -1,10 +1,13 @@
 package caddymodule
 
 import (
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // A WebSocket on an HTTP/2 or HTTP/3 stream keeps its request's handler
@@ -66,4 +69,20 @@ func pollExiting(stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+var http2Note sync.Once
+
+// noteHTTP2 says once per process, at the first wiredb route, when Go's
+// HTTP/2 server will not offer WebSockets (extended CONNECT), and how to
+// turn them on: browsers then open their WebSockets over HTTP/1.1.
+func noteHTTP2(logger *zap.Logger) {
+	if strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
+		return
+	}
+	http2Note.Do(func() {
+		logger.Info("WebSockets over HTTP/2 are off: Go's HTTP/2 server offers extended CONNECT (RFC 8441) only " +
+			"with GODEBUG=http2xconnect=1 in Caddy's environment; browsers open them over HTTP/1.1 meanwhile " +
+			"(HTTP/1.1 and HTTP/3 WebSockets are served)")
+	})
 }
