@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,14 +106,18 @@ func (s *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // streamConn is an extended CONNECT's stream as a net.Conn: reads from the
 // request body, writes (flushed at once) to the response. Its Close ends
-// the handler's wait (done), which ends the stream.
+// the handler's wait (done), which ends the stream. Nothing may touch the
+// request or the ResponseWriter once the handler has returned, and a
+// transport's Close sets a deadline from any goroutine: so every use holds
+// alive shared, and Close waits for them before it lets the handler go.
 type streamConn struct {
 	body io.ReadCloser
 	w    http.ResponseWriter
 	rc   *http.ResponseController
 
-	mu     sync.Mutex // serialises writes, and Close with them
-	closed bool
+	alive  sync.RWMutex
+	closed atomic.Bool
+	wmu    sync.Mutex // serialises writes
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -131,14 +136,32 @@ func newStreamConn(w http.ResponseWriter, r *http.Request) *streamConn {
 	return c
 }
 
-func (c *streamConn) Read(p []byte) (int, error) { return c.body.Read(p) }
+// use reports whether the stream is still the handler's, holding alive
+// shared if so (the caller then releases it).
+func (c *streamConn) use() bool {
+	c.alive.RLock()
+	if c.closed.Load() {
+		c.alive.RUnlock()
+		return false
+	}
+	return true
+}
 
-func (c *streamConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+func (c *streamConn) Read(p []byte) (int, error) {
+	if !c.use() {
 		return 0, net.ErrClosed
 	}
+	defer c.alive.RUnlock()
+	return c.body.Read(p)
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	if !c.use() {
+		return 0, net.ErrClosed
+	}
+	defer c.alive.RUnlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	n, err := c.w.Write(p)
 	if err == nil {
 		err = c.rc.Flush()
@@ -146,15 +169,16 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the stream: no write is in progress once it returns, and the
-// handler, waiting on done, may return. A write blocked on the peer's flow
-// control ends at its deadline (every write of the transport has one).
+// Close ends the stream: closing the body ends a read in progress, a write
+// blocked on the peer's flow control ends at its deadline (every write of
+// the transport has one), and once no use is left the handler, waiting on
+// done, may return.
 func (c *streamConn) Close() error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		c.body.Close()
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
+		c.alive.Lock()
+		c.alive.Unlock() //nolint:staticcheck // waits for the uses in progress
 		close(c.done)
 	})
 	return nil
@@ -168,8 +192,13 @@ func (c *streamConn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline and SetWriteDeadline apply where the HTTP server supports
-// them (net/http's HTTP/2 does); elsewhere they do nothing.
+// them (net/http's HTTP/2 does); elsewhere, and once the stream is closed,
+// they do nothing.
 func (c *streamConn) SetReadDeadline(t time.Time) error {
+	if !c.use() {
+		return nil
+	}
+	defer c.alive.RUnlock()
 	if err := c.rc.SetReadDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
@@ -177,6 +206,10 @@ func (c *streamConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *streamConn) SetWriteDeadline(t time.Time) error {
+	if !c.use() {
+		return nil
+	}
+	defer c.alive.RUnlock()
 	if err := c.rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
