@@ -59,7 +59,7 @@ type h2Stream struct {
 // dialStream opens a WebSocket by an extended CONNECT over HTTP/2 (x/net's
 // client takes :protocol as a header) or HTTP/3 (quic-go's takes it as
 // Proto).
-func dialStream(t *testing.T, rt http.RoundTripper, url string) *h2Stream {
+func dialStream(t testing.TB, rt http.RoundTripper, url string) *h2Stream {
 	t.Helper()
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(http.MethodConnect, url, pr)
@@ -90,7 +90,7 @@ func dialStream(t *testing.T, rt http.RoundTripper, url string) *h2Stream {
 
 // send writes one masked binary frame (opcode 2), or a frame of another
 // opcode announcing length (for the oversize test) with payload.
-func (s *h2Stream) frame(t *testing.T, opcode byte, length uint64, payload []byte) {
+func (s *h2Stream) frame(t testing.TB, opcode byte, length uint64, payload []byte) {
 	t.Helper()
 	b := []byte{0x80 | opcode}
 	switch {
@@ -113,7 +113,7 @@ func (s *h2Stream) frame(t *testing.T, opcode byte, length uint64, payload []byt
 	}
 }
 
-func (s *h2Stream) send(t *testing.T, msg []byte) { s.frame(t, 2, uint64(len(msg)), msg) }
+func (s *h2Stream) send(t testing.TB, msg []byte) { s.frame(t, 2, uint64(len(msg)), msg) }
 
 // next reads the server's next frame: its opcode and payload (frames from
 // a server are not masked; these tests use no fragmentation).
@@ -144,7 +144,7 @@ func (s *h2Stream) next() (byte, []byte, error) {
 
 // nextMessage returns the next y-websocket message matching keep, or the
 // close frame's code and reason if the server closes first.
-func (s *h2Stream) nextMessage(t *testing.T, keep func(yproto.Message) bool) (yproto.Message, *websocket.CloseError) {
+func (s *h2Stream) nextMessage(t testing.TB, keep func(yproto.Message) bool) (yproto.Message, *websocket.CloseError) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
