@@ -37,7 +37,7 @@ import (
 // apiWriteTimeout bounds how long a POST waits for its update to be stored.
 const apiWriteTimeout = 30 * time.Second
 
-// apiError is an HTTP API refusal: a status and a reason, sent as JSON.
+// apiStatus is an HTTP API refusal: a status and a reason, sent as JSON.
 type apiStatus struct {
 	status int
 	reason string

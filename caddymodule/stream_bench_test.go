@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,33 +72,7 @@ func benchServer(b testing.TB, idle time.Duration) (*x509.CertPool, string) {
 	if b.Failed() {
 		b.FailNow()
 	}
-	resp, err := http.Get("http://localhost:2999/pki/ca/local")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ca struct {
-		Root string `json:"root_certificate"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&ca)
-	resp.Body.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(ca.Root)) {
-		b.Fatal("no root certificate from /pki/ca/local")
-	}
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		c, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Since(start) > 15*time.Second {
-			b.Fatalf("no TLS handshake with the site within 15 s: %v", err)
-		}
-	}
-	return roots, ca.Root
+	return localRoots(b)
 }
 
 // benchClient is one client's WebSockets: over HTTP/1.1 (coder/websocket,

@@ -200,33 +200,7 @@ func TestWebSocketOverHTTP2AndHTTP3(t *testing.T) {
 		respond "next handler" 200
 	}`, dir), "caddyfile")
 
-	// Caddy's local CA, from its admin API.
-	resp, err := http.Get("http://localhost:2999/pki/ca/local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ca struct {
-		Root string `json:"root_certificate"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ca); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(ca.Root)) {
-		t.Fatal("no root certificate from /pki/ca/local")
-	}
-	// The local CA issues the site's certificate in the background.
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		c, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Since(start) > 15*time.Second {
-			t.Fatalf("no TLS handshake with the site within 15 s: %v", err)
-		}
-	}
+	roots, _ := localRoots(t)
 	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}}}
 	// x/net's HTTP/2 client, which sends :protocol (net/http's refuses it),
 	// and quic-go's HTTP/3 client.
@@ -393,7 +367,7 @@ func TestStreamsAcrossReload(t *testing.T) {
 	}
 	tester := caddytest.NewTester(t)
 	tester.InitServer(config("before"), "caddyfile")
-	roots := localRoots(t)
+	roots, _ := localRoots(t)
 	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}}}
 	h2 := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
 	defer h2.CloseIdleConnections()
@@ -433,28 +407,35 @@ func TestStreamsAcrossReload(t *testing.T) {
 	}
 }
 
-// localRoots waits for the site's certificate and returns Caddy's local CA.
-func localRoots(t *testing.T) *x509.CertPool {
-	t.Helper()
-	_, body := get(t, "http://localhost:2999/pki/ca/local")
+// localRoots waits for the site's certificate and returns Caddy's local CA
+// (from its admin API), as a pool and as PEM.
+func localRoots(tb testing.TB) (*x509.CertPool, string) {
+	tb.Helper()
+	resp, err := http.Get("http://localhost:2999/pki/ca/local")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var ca struct {
 		Root string `json:"root_certificate"`
 	}
-	if err := json.Unmarshal([]byte(body), &ca); err != nil {
-		t.Fatal(err)
+	err = json.NewDecoder(resp.Body).Decode(&ca)
+	resp.Body.Close()
+	if err != nil {
+		tb.Fatal(err)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM([]byte(ca.Root)) {
-		t.Fatal("no root certificate from /pki/ca/local")
+		tb.Fatal("no root certificate from /pki/ca/local")
 	}
+	// The local CA issues the site's certificate in the background.
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		c, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 		if err == nil {
 			c.Close()
-			return roots
+			return roots, ca.Root
 		}
 		if time.Since(start) > 15*time.Second {
-			t.Fatalf("no TLS handshake with the site within 15 s: %v", err)
+			tb.Fatalf("no TLS handshake with the site within 15 s: %v", err)
 		}
 	}
 }

@@ -121,19 +121,26 @@ func (r *room) dropAwarenessLocked(id uint64, st *awarenessState, removed []ypro
 	return append(removed, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: []byte("null")})
 }
 
-// awarenessUpdateLocked encodes every current awareness state, or returns
-// nil if there is none.
-func (r *room) awarenessUpdateLocked() []byte {
+// awarenessEntriesLocked returns every current awareness state, sorted by
+// client ID.
+func (r *room) awarenessEntriesLocked() []yproto.AwarenessEntry {
 	var entries []yproto.AwarenessEntry
 	for id, st := range r.awareness {
 		if st.state != nil {
 			entries = append(entries, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: st.state})
 		}
 	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
+	return entries
+}
+
+// awarenessUpdateLocked encodes every current awareness state, or returns
+// nil if there is none.
+func (r *room) awarenessUpdateLocked() []byte {
+	entries := r.awarenessEntriesLocked()
 	if len(entries) == 0 {
 		return nil
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
 	return yproto.AppendAwarenessUpdate(nil, entries)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -126,14 +125,7 @@ func (h *Hub) RoomAwareness(key string) ([]yproto.AwarenessEntry, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var entries []yproto.AwarenessEntry
-	for id, st := range r.awareness {
-		if st.state != nil {
-			entries = append(entries, yproto.AwarenessEntry{ClientID: id, Clock: st.clock, State: st.state})
-		}
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].ClientID < entries[j].ClientID })
-	return entries, nil
+	return r.awarenessEntriesLocked(), nil
 }
 
 // backendCodec is a backend's side of a room: it is sent nothing (the
